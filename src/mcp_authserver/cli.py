@@ -1,0 +1,51 @@
+"""The `mcp-authserver` command: `demo`, `keys generate`, `check`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mcp_authserver.errors import ConfigurationError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mcp-authserver", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    from mcp_authserver import demo
+
+    demo.add_arguments(commands.add_parser("demo", help="run the demo host app with a mock upstream provider"))
+    keys = commands.add_parser("keys", help="signing keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_commands.add_parser("generate", help="print a new PEM private key")
+    generate.add_argument("--alg", choices=["ES256", "RS256", "EdDSA"], default="ES256")
+    commands.add_parser("check", help="validate the MCP_AUTHSERVER_* settings and print a summary")
+
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo.main(args)
+    if args.command == "keys":
+        from mcp_authserver.tokens.keys import SigningKey
+
+        sys.stdout.write(SigningKey.generate(args.alg).to_pem().decode())
+        return 0
+    return _check()
+
+
+def _check() -> int:
+    from mcp_authserver.settings import AuthServerSettings
+
+    try:
+        settings = AuthServerSettings()  # type: ignore[call-arg]  # read from the environment
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"issuer    {settings.issuer}")
+    print(f"resource  {settings.resource}")
+    print(f"upstream  {settings.upstream.issuer or settings.upstream.authorization_endpoint}")
+    print(f"storage   {settings.storage.url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

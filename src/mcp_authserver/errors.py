@@ -1,0 +1,164 @@
+"""The exceptions this library raises.
+
+```
+AuthServerError                           base of everything raised here
+├── ConfigurationError (ValueError)       bad settings, raised at construction, never per request
+├── StorageError                          the storage backend failed (rendered as 503)
+├── UpstreamError                         the upstream IdP is unreachable or misbehaving (rendered as 503)
+│   └── UpstreamRefreshError              the upstream refused a refresh token: the user must log in again
+└── OAuthError                            rendered as an RFC 6749 §5.2 / RFC 6750 §3 error response
+    ├── InvalidRequestError               invalid_request            400
+    ├── InvalidClientError                invalid_client             401
+    ├── InvalidGrantError                 invalid_grant              400
+    ├── UnauthorizedClientError           unauthorized_client        400
+    ├── UnsupportedGrantTypeError         unsupported_grant_type     400
+    ├── UnsupportedResponseTypeError      unsupported_response_type  400
+    ├── UnsupportedTokenTypeError         unsupported_token_type     400  RFC 7009 §2.2.1
+    ├── InvalidScopeError                 invalid_scope              400
+    ├── AccessDeniedError                 access_denied              403
+    ├── InvalidTargetError                invalid_target             400  RFC 8707 §2
+    ├── InvalidRedirectURIError           invalid_redirect_uri       400  RFC 7591 §3.2.2
+    ├── InvalidClientMetadataError        invalid_client_metadata    400  RFC 7591 §3.2.2
+    ├── InvalidTokenError                 invalid_token              401  RFC 6750 §3.1
+    ├── InsufficientScopeError            insufficient_scope         403  RFC 6750 §3.1
+    ├── RequestTooLargeError              invalid_request            413
+    └── TemporarilyUnavailableError       temporarily_unavailable    503
+```
+
+`description` goes to the client and must never carry a secret; operators get the rest in logs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AccessDeniedError",
+    "AuthServerError",
+    "ConfigurationError",
+    "InsufficientScopeError",
+    "InvalidClientError",
+    "InvalidClientMetadataError",
+    "InvalidGrantError",
+    "InvalidRedirectURIError",
+    "InvalidRequestError",
+    "InvalidScopeError",
+    "InvalidTargetError",
+    "InvalidTokenError",
+    "OAuthError",
+    "RequestTooLargeError",
+    "StorageError",
+    "TemporarilyUnavailableError",
+    "UnauthorizedClientError",
+    "UnsupportedGrantTypeError",
+    "UnsupportedResponseTypeError",
+    "UnsupportedTokenTypeError",
+    "UpstreamError",
+    "UpstreamRefreshError",
+]
+
+
+class AuthServerError(Exception):
+    """Base class of every exception raised by mcp_authserver."""
+
+
+class ConfigurationError(AuthServerError, ValueError):
+    """A setting is missing or invalid; raised when the server is constructed."""
+
+
+class StorageError(AuthServerError):
+    """The storage backend could not complete an operation.
+
+    Never a client mistake: the HTTP layer answers 503 `temporarily_unavailable` with `Retry-After`.
+    """
+
+
+class UpstreamError(AuthServerError):
+    """The upstream identity provider could not be reached or answered nonsense."""
+
+
+class UpstreamRefreshError(UpstreamError):
+    """The upstream rejected the refresh token (`invalid_grant`): only a new login helps."""
+
+
+class OAuthError(AuthServerError):
+    """An error the client is told about, as RFC 6749 §5.2 (JSON) or §4.1.2.1 (redirect) say."""
+
+    error: ClassVar[str] = "invalid_request"
+    status_code: ClassVar[int] = 400
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(f"{self.error}: {description}" if description else self.error)
+        self.description = description
+
+
+class InvalidRequestError(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClientError(OAuthError):
+    """RFC 6749 §5.2: 401, with `WWW-Authenticate` when the client tried HTTP authentication."""
+
+    error = "invalid_client"
+    status_code = 401
+
+
+class InvalidGrantError(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClientError(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseTypeError(OAuthError):
+    error = "unsupported_response_type"
+
+
+class UnsupportedTokenTypeError(OAuthError):
+    error = "unsupported_token_type"
+
+
+class InvalidScopeError(OAuthError):
+    error = "invalid_scope"
+
+
+class AccessDeniedError(OAuthError):
+    error = "access_denied"
+    status_code = 403
+
+
+class InvalidTargetError(OAuthError):
+    error = "invalid_target"
+
+
+class InvalidRedirectURIError(OAuthError):
+    error = "invalid_redirect_uri"
+
+
+class InvalidClientMetadataError(OAuthError):
+    error = "invalid_client_metadata"
+
+
+class InvalidTokenError(OAuthError):
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScopeError(OAuthError):
+    error = "insufficient_scope"
+    status_code = 403
+
+
+class RequestTooLargeError(OAuthError):
+    error = "invalid_request"
+    status_code = 413
+
+
+class TemporarilyUnavailableError(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503

@@ -1,0 +1,216 @@
+"""Opening, refreshing and revoking grants: the token endpoint's logic, below HTTP.
+
+A grant is one login of one user for one client. Its id is in every access token (`gid`) and
+keys its refresh-token family and the user's upstream tokens, so revoking it ends all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_authserver._clock import Clock
+from mcp_authserver._crypto import credential_hash, fingerprint, new_secret
+from mcp_authserver.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from mcp_authserver.oauth import rfc7636
+from mcp_authserver.oauth.rfc6749 import parse_scope
+from mcp_authserver.oauth.rfc8707 import check_resource
+from mcp_authserver.settings import TokenSettings
+from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.records import (
+    AuthorizationCodeRecord,
+    AuthorizationRequest,
+    ClientRecord,
+    GrantRecord,
+    UpstreamTokens,
+)
+from mcp_authserver.tokens.access import AccessTokenIssuer
+
+__all__ = ["GrantService", "TokenResponse"]
+
+logger = logging.getLogger(__name__)
+
+# A used code is remembered this long, so a late replay still revokes what the code issued.
+_USED_CODE_MEMORY = 600.0
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """RFC 6749 §5.1."""
+
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+class GrantService:
+    def __init__(
+        self,
+        storage: Storage,
+        access_tokens: AccessTokenIssuer,
+        settings: TokenSettings,
+        *,
+        resource: str,
+        clock: Clock,
+    ) -> None:
+        self._storage = storage
+        self._access_tokens = access_tokens
+        self._resource = resource
+        self._clock = clock
+        self._code_ttl = settings.authorization_code_ttl.total_seconds()
+        self._refresh_ttl = settings.refresh_token_ttl.total_seconds()
+        self._grace = settings.refresh_grace_period.total_seconds()
+        self._max_lifetime = settings.max_grant_lifetime.total_seconds()
+        # Revocation markers must outlive every access token the grant may still have out there.
+        self._leeway = settings.leeway.total_seconds()
+        self._revocation_ttl = settings.access_token_ttl.total_seconds() + self._leeway
+
+    async def issue_code(self, request: AuthorizationRequest, subject: str, upstream: UpstreamTokens) -> str:
+        """Mint our authorization code after a successful upstream login (OAuth 2.1 §4.1.2)."""
+        code = new_secret()
+        grant_id = new_secret(16)
+        # Until the code is redeemed the upstream tokens live only as long as the code could.
+        await self._storage.put_upstream_tokens(grant_id, upstream, ttl=self._code_ttl + _USED_CODE_MEMORY)
+        record = AuthorizationCodeRecord(request=request, subject=subject, grant_id=grant_id, issued_at=self._clock())
+        await self._storage.put_code(credential_hash(code), record, ttl=self._code_ttl)
+        logger.info(
+            "authorization code issued",
+            extra={"event": "code.issued", "client_id": request.client_id, "grant": fingerprint(grant_id)},
+        )
+        return code
+
+    async def redeem_code(
+        self,
+        client: ClientRecord,
+        *,
+        code: str,
+        redirect_uri: str | None,
+        code_verifier: str | None,
+        resources: Sequence[str],
+    ) -> TokenResponse:
+        """OAuth 2.1 §4.1.3. Every check runs before the code is spent, so a bad replay revokes nothing."""
+        code_hash = credential_hash(code)
+        record = await self._storage.get_code(code_hash)
+        if record is None or record.request.client_id != client.client_id:
+            raise InvalidGrantError("the authorization code is invalid or has expired")
+        request = record.request
+        if (request.redirect_uri_provided or redirect_uri is not None) and redirect_uri != request.redirect_uri:
+            raise InvalidGrantError("redirect_uri does not match the authorization request")
+        if not code_verifier:
+            raise InvalidRequestError("code_verifier is required (PKCE)")
+        if not rfc7636.verify(code_verifier, request.code_challenge):
+            raise InvalidGrantError("code_verifier does not match the code_challenge")
+        if resources:
+            check_resource(resources, expected=request.resource)
+
+        if record.used or not await self._storage.mark_code_used(code_hash, ttl=_USED_CODE_MEMORY):
+            # OAuth 2.1 §4.1.3: a code used twice was stolen; revoke what its first use issued.
+            await self.revoke_grant(record.grant_id, reason="code_reuse")
+            raise InvalidGrantError("the authorization code has already been used")
+
+        now = self._clock()
+        grant = GrantRecord(
+            grant_id=record.grant_id,
+            client_id=client.client_id,
+            subject=record.subject,
+            scopes=request.scopes,
+            resource=request.resource,
+            created_at=now,
+            expires_at=now + self._max_lifetime,
+        )
+        refresh_token = new_secret() if "refresh_token" in client.grant_types else None
+        family_ttl = self._refresh_ttl if refresh_token else self._revocation_ttl
+        await self._storage.put_grant(grant, credential_hash(refresh_token) if refresh_token else None, ttl=family_ttl)
+        await self._extend_upstream_tokens(grant)
+        logger.info(
+            "grant opened",
+            extra={"event": "grant.opened", "client_id": client.client_id, "grant": fingerprint(grant.grant_id)},
+        )
+        return self._respond(grant, grant.scopes, refresh_token)
+
+    async def refresh(
+        self, client: ClientRecord, *, refresh_token: str, scope: str | None, resources: Sequence[str]
+    ) -> TokenResponse:
+        """OAuth 2.1 §4.3 with rotation and reuse detection (RFC 9700 §4.14.2)."""
+        if "refresh_token" not in client.grant_types:
+            raise InvalidGrantError("this client is not registered for the refresh_token grant")
+        presented_hash = credential_hash(refresh_token)
+        grant_id = await self._storage.find_grant_id(presented_hash)
+        grant = await self._storage.get_grant(grant_id) if grant_id is not None else None
+        if grant is None or grant.client_id != client.client_id:
+            raise InvalidGrantError("the refresh token is invalid or has expired")
+        scopes = _narrowed_scopes(grant, scope)
+        if resources:
+            check_resource(resources, expected=grant.resource)
+        if await self._storage.is_revoked(grant.grant_id, ""):
+            raise InvalidGrantError("the grant has been revoked")
+
+        now = self._clock()
+        new_token = new_secret()
+        result = await self._storage.rotate_refresh_token(
+            presented_hash, credential_hash(new_token), now=now, grace=self._grace, ttl=self._refresh_ttl
+        )
+        if result.outcome == "reused":
+            await self.revoke_grant(grant.grant_id, reason="refresh_reuse")
+            raise InvalidGrantError("the refresh token has already been used")
+        if result.outcome == "unknown" or result.grant is None:
+            raise InvalidGrantError("the refresh token is invalid or has expired")
+        await self._extend_upstream_tokens(result.grant)
+        return self._respond(result.grant, scopes, new_token)
+
+    async def revoke_grant(self, grant_id: str, *, reason: str) -> None:
+        """End a login: its refresh tokens, its access tokens (by marker) and its upstream tokens."""
+        await self._storage.revoke_grant(grant_id, ttl=self._revocation_ttl)
+        await self._storage.delete_grant(grant_id)
+        await self._storage.delete_upstream_tokens(grant_id)
+        logger.warning(
+            "grant revoked", extra={"event": "grant.revoked", "reason": reason, "grant": fingerprint(grant_id)}
+        )
+
+    async def revoke_access_token(self, token_id: str, expires_at: float) -> None:
+        ttl = max(1.0, expires_at - self._clock() + self._leeway)
+        await self._storage.revoke_access_token(token_id, ttl=ttl)
+
+    def _respond(self, grant: GrantRecord, scopes: Sequence[str], refresh_token: str | None) -> TokenResponse:
+        lifetime = min(float(self._access_tokens.ttl), grant.expires_at - self._clock())
+        issued = self._access_tokens.issue(
+            subject=grant.subject,
+            client_id=grant.client_id,
+            scopes=scopes,
+            audience=grant.resource,
+            grant_id=grant.grant_id,
+            ttl=lifetime,
+        )
+        return TokenResponse(
+            access_token=issued.token, expires_in=issued.expires_in, scope=" ".join(scopes), refresh_token=refresh_token
+        )
+
+    async def _extend_upstream_tokens(self, grant: GrantRecord) -> None:
+        tokens = await self._storage.get_upstream_tokens(grant.grant_id)
+        if tokens is not None:
+            ttl = max(1.0, min(self._refresh_ttl, grant.expires_at - self._clock()))
+            await self._storage.put_upstream_tokens(grant.grant_id, tokens, ttl=ttl)
+
+
+def _narrowed_scopes(grant: GrantRecord, scope: str | None) -> tuple[str, ...]:
+    """OAuth 2.1 §4.3.1: a refresh may ask for less than the grant holds, never more."""
+    requested = parse_scope(scope)
+    if not requested:
+        return grant.scopes
+    if extra := [s for s in requested if s not in grant.scopes]:
+        raise InvalidScopeError(f"scope exceeds the grant: {' '.join(extra)}")
+    return requested

@@ -1,0 +1,93 @@
+"""Reading request bodies and parameters, with limits, into plain values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+
+from mcp_authserver.errors import InvalidRequestError, RequestTooLargeError
+
+MAX_BODY = 64 * 1024
+_MAX_FIELDS = 100
+
+
+class Params:
+    """Request parameters where each may appear once (RFC 6749 §3.1), except the named repeatable ones."""
+
+    def __init__(self, pairs: list[tuple[str, str]], *, repeatable: frozenset[str] = frozenset({"resource"})) -> None:
+        self._values: dict[str, list[str]] = {}
+        for key, value in pairs:
+            self._values.setdefault(key, []).append(value)
+        if duplicated := sorted(k for k, v in self._values.items() if len(v) > 1 and k not in repeatable):
+            raise InvalidRequestError(f"parameters must not be repeated: {', '.join(duplicated)}")
+
+    def get(self, name: str) -> str | None:
+        values = self._values.get(name)
+        return values[0] if values else None
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if not value:
+            raise InvalidRequestError(f"{name} is required")
+        return value
+
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name, [])
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise RequestTooLargeError(f"the request body must be at most {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(f"the request body must be at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_form(request: Request) -> Params:
+    """An `application/x-www-form-urlencoded` body (RFC 6749 appendix B)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
+    body = await read_body(request)
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=_MAX_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequestError("the form body is malformed") from None
+    return Params(pairs)
+
+
+async def read_json_object(request: Request) -> Mapping[str, Any]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise InvalidRequestError("the body must be application/json")
+    body = await read_body(request)
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequestError("the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError("the body must be a JSON object")
+    return value
+
+
+def query_params(request: Request) -> Params:
+    try:
+        pairs = parse_qsl(request.url.query, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+    except ValueError:
+        raise InvalidRequestError("too many query parameters") from None
+    return Params(pairs)

@@ -1,0 +1,174 @@
+"""BearerAuthMiddleware: only requests with a valid access token of ours reach the MCP endpoint.
+
+Pure ASGI, so streaming responses pass through untouched. Per request, a token seen before costs
+a dict lookup, an expiry comparison and the revocation check; only a new token is verified
+cryptographically (`AccessTokenVerifier`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.authentication import AuthCredentials
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_authserver.errors import InvalidTokenError, StorageError
+from mcp_authserver.http.cors import CORSPolicy, send_preflight
+from mcp_authserver.oauth.rfc6750 import www_authenticate
+from mcp_authserver.sdk import PrincipalUser, auth_context_var
+from mcp_authserver.storage.protocols import RevocationStore
+from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrincipal
+
+__all__ = ["PRINCIPAL_SCOPE_KEY", "BearerAuthMiddleware", "get_principal"]
+
+logger = logging.getLogger(__name__)
+
+PRINCIPAL_SCOPE_KEY = "mcp_authserver.principal"
+_METHODS = "GET, POST, DELETE, OPTIONS"
+
+
+def get_principal(connection: HTTPConnection | Scope) -> AuthenticatedPrincipal | None:
+    """The principal the bearer middleware accepted for this request, if any."""
+    scope = connection.scope if isinstance(connection, HTTPConnection) else connection
+    principal = scope.get(PRINCIPAL_SCOPE_KEY)
+    return principal if isinstance(principal, AuthenticatedPrincipal) else None
+
+
+class BearerAuthMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: AccessTokenVerifier,
+        revocations: RevocationStore,
+        resource: str,
+        resource_metadata_url: str,
+        required_scopes: Iterable[str] = (),
+        challenge_scopes: Iterable[str] = (),
+        cors: CORSPolicy | None = None,
+    ) -> None:
+        self.app = app
+        self._verifier = verifier
+        self._revocations = revocations
+        self._resource = resource
+        self._metadata_url = resource_metadata_url
+        self._required = frozenset(required_scopes)
+        # RFC 6750 §3 / MCP §10.1: the scopes to ask for, stable order for clients that compare strings.
+        self._challenge_scopes = tuple(dict.fromkeys([*required_scopes, *challenge_scopes]))
+        self._cors = cors
+        self._users: dict[str, tuple[AuthenticatedPrincipal, PrincipalUser, AuthCredentials]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            # websocket is refused (MCP has no websocket transport); lifespan passes through.
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+
+        authorization: bytes | None = None
+        origin: bytes | None = None
+        preflight = False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                preflight = True
+        if preflight and scope["method"] == "OPTIONS" and self._cors is not None:
+            await send_preflight(self._cors, scope, send, _METHODS)
+            return
+        if origin is not None and self._cors is not None:
+            send = self._with_cors(send, origin.decode("latin-1"))
+
+        if authorization is None or authorization[:7].lower() != b"bearer ":
+            if b"access_token=" in scope.get("query_string", b""):
+                await self._reject(send, 400, "invalid_request", "send the access token in the Authorization header")
+                return
+            await self._reject(send, 401, None, None)
+            return
+        token = authorization[7:].strip().decode("latin-1")
+        if not token or " " in token:
+            await self._reject(send, 400, "invalid_request", "the Authorization header is malformed")
+            return
+
+        try:
+            principal = self._verifier.verify(token)
+            revoked = await self._revocations.is_revoked(principal.grant_id, principal.token_id)
+        except InvalidTokenError as exc:
+            await self._reject(send, 401, "invalid_token", exc.description)
+            return
+        except StorageError as exc:
+            logger.error("cannot check revocation: %s", exc, extra={"event": "bearer.unavailable"})
+            await self._reject(send, 503, "temporarily_unavailable", "the token cannot be checked right now")
+            return
+        if revoked:
+            await self._reject(send, 401, "invalid_token", "the access token has been revoked")
+            return
+        if not self._required <= principal.scopes:
+            await self._reject(
+                send,
+                403,
+                "insufficient_scope",
+                "the access token lacks a required scope",
+                scopes=sorted(self._required),
+            )
+            return
+
+        cached = self._users.get(principal.token_id)
+        if cached is None or cached[0] is not principal:
+            cached = (principal, PrincipalUser(principal, self._resource), AuthCredentials(sorted(principal.scopes)))
+            if len(self._users) >= 10_000:
+                del self._users[next(iter(self._users))]
+            self._users[principal.token_id] = cached
+        scope[PRINCIPAL_SCOPE_KEY] = principal
+        scope["user"] = cached[1]
+        scope["auth"] = cached[2]
+        reset = auth_context_var.set(cached[1])
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            auth_context_var.reset(reset)
+
+    async def _reject(
+        self, send: Send, status: int, error: str | None, description: str | None, scopes: Iterable[str] | None = None
+    ) -> None:
+        challenge = www_authenticate(
+            resource_metadata=self._metadata_url,
+            scopes=self._challenge_scopes if scopes is None else scopes,
+            error=error,
+            description=description,
+        )
+        body: dict[str, Any] = {"error": error or "unauthorized"}
+        if description:
+            body["error_description"] = description
+        payload = json.dumps(body).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        if status == 503:
+            headers.append((b"retry-after", b"5"))
+        else:
+            headers.append((b"www-authenticate", challenge.encode("latin-1", "replace")))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _with_cors(self, send: Send, origin: str) -> Send:
+        extra = self._cors.response_headers(origin) if self._cors is not None else []
+        if not extra:
+            return send
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return send_with_cors

@@ -1,0 +1,73 @@
+"""OAuth 2.1 core rules (draft-ietf-oauth-v2-1, building on RFC 6749): scopes and redirect URIs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from mcp_authserver.errors import InvalidScopeError
+from mcp_authserver.oauth.urls import is_loopback_host
+
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+
+
+def parse_scope(value: str | None) -> tuple[str, ...]:
+    """Split a space-delimited scope string, keeping the first occurrence of each token."""
+    if not value:
+        return ()
+    tokens = value.split(" ")
+    if any(not _SCOPE_TOKEN.match(token) for token in tokens):
+        raise InvalidScopeError("scope must be space-separated scope tokens (RFC 6749 §3.3)")
+    return tuple(dict.fromkeys(tokens))
+
+
+def select_scopes(requested: str | None, *, supported: Iterable[str], default: Iterable[str]) -> tuple[str, ...]:
+    """The scopes to grant: what was asked if all of it is supported, the defaults if nothing was asked."""
+    scopes = parse_scope(requested)
+    if not scopes:
+        return tuple(default)
+    if unknown := [scope for scope in scopes if scope not in set(supported)]:
+        raise InvalidScopeError(f"unsupported scope: {' '.join(unknown)}")
+    return scopes
+
+
+def redirect_uri_matches(registered: str, presented: str) -> bool:
+    """Exact string match (OAuth 2.1 §2.3.1), except the port of a loopback URI (RFC 8252 §7.3).
+
+    For loopback redirects scheme, host literal, path and query must still be identical:
+    `localhost` and `127.0.0.1` are different hosts here.
+    """
+    if registered == presented:
+        return True
+    reg, pres = urlsplit(registered), urlsplit(presented)
+    if reg.scheme != "http" or pres.scheme != "http" or not is_loopback_host(reg.hostname or ""):
+        return False
+    try:
+        pres.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return False
+    return (
+        reg.hostname == pres.hostname
+        and reg.path == pres.path
+        and reg.query == pres.query
+        and not pres.fragment
+        and pres.username is None
+        and _host_literal(reg.netloc) == _host_literal(pres.netloc)
+    )
+
+
+def _host_literal(netloc: str) -> str:
+    """The host as written, without the port: `[::1]:8080` → `[::1]`."""
+    if netloc.startswith("["):
+        return netloc.split("]", 1)[0] + "]"
+    return netloc.rsplit(":", 1)[0] if ":" in netloc else netloc
+
+
+def add_query(uri: str, params: Mapping[str, str | None]) -> str:
+    """Append parameters to a redirect URI, keeping its own query (OAuth 2.1 §4.1.2)."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.extend((key, value) for key, value in params.items() if value is not None)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))

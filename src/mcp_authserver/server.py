@@ -1,0 +1,206 @@
+"""EmbeddedAuthServer: builds every part from settings and hands the host its routes and middleware."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
+
+from mcp_authserver._clock import Clock, system_clock
+from mcp_authserver.clients import ClientDirectory
+from mcp_authserver.grants import GrantService
+from mcp_authserver.http.context import EndpointContext
+from mcp_authserver.http.cors import CORSPolicy
+from mcp_authserver.http.router import OAUTH_PREFIX, PathDispatcher, build_routes
+from mcp_authserver.middleware.bearer import BearerAuthMiddleware
+from mcp_authserver.oauth import rfc9728
+from mcp_authserver.oauth.rfc8414 import Endpoints
+from mcp_authserver.oauth.urls import is_loopback_host
+from mcp_authserver.sdk import TokenVerifier
+from mcp_authserver.settings import AuthServerSettings
+from mcp_authserver.storage.memory import InMemoryStorage
+from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
+from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
+from mcp_authserver.tokens.keys import KeyProvider
+from mcp_authserver.upstream.provider import UpstreamProvider
+
+__all__ = ["EmbeddedAuthServer"]
+
+logger = logging.getLogger("mcp_authserver")
+
+
+class EmbeddedAuthServer:
+    """An OAuth 2.1 authorization server for one protected MCP resource, federated to an upstream IdP.
+
+    ```python
+    auth = EmbeddedAuthServer(AuthServerSettings())
+    app = Starlette(
+        routes=[*auth.starlette_routes(), Route("/mcp", auth.protect(mcp_app))],
+        lifespan=auth.lifespan,
+    )
+    ```
+
+    Every part can be replaced by passing it in; nothing here reads the environment.
+    """
+
+    def __init__(
+        self,
+        settings: AuthServerSettings,
+        *,
+        storage: Storage | None = None,
+        key_provider: KeyProvider | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        tokens = settings.tokens
+        self.key_provider = key_provider or _keys_from(settings)
+        self.storage: Storage = storage or InMemoryStorage(max_entries=settings.storage.max_entries, clock=clock)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
+        )
+        self.endpoints = Endpoints(settings.issuer)
+        self.upstream = UpstreamProvider(
+            settings.upstream, http=self._http, redirect_uri=self.endpoints.callback, clock=clock
+        )
+        self.access_tokens = AccessTokenIssuer(
+            self.key_provider, issuer=settings.issuer, ttl=tokens.access_token_ttl.total_seconds(), clock=clock
+        )
+        self.verifier = AccessTokenVerifier(
+            self.key_provider,
+            issuer=settings.issuer,
+            audience=settings.resource,
+            leeway=tokens.leeway.total_seconds(),
+            clock=clock,
+        )
+        self.grants = GrantService(self.storage, self.access_tokens, tokens, resource=settings.resource, clock=clock)
+        self.clients = ClientDirectory(
+            self.storage, settings.clients, client_ttl=settings.registration.client_ttl.total_seconds(), clock=clock
+        )
+        context = EndpointContext(
+            settings=settings,
+            storage=self.storage,
+            clients=self.clients,
+            grants=self.grants,
+            keys=self.key_provider,
+            verifier=self.verifier,
+            upstream=self.upstream,
+            endpoints=self.endpoints,
+            clock=clock,
+        )
+        self._routes = build_routes(context)
+        self._app = PathDispatcher(self._routes)
+        self._cors = CORSPolicy(settings.cors_origins)
+        self._closed = False
+        self._announce_insecure_defaults(storage is None, key_provider is None)
+
+    @property
+    def routes(self) -> Mapping[str, ASGIApp]:
+        """Every path this server answers: `/oauth/` as a prefix, each `/.well-known/…` path exactly."""
+        return self._routes
+
+    @property
+    def app(self) -> ASGIApp:
+        """One ASGI app answering every path in `routes`, for hosts that route by prefix."""
+        return self._app
+
+    @property
+    def upstream_tokens(self) -> UpstreamTokenStore:
+        return self.storage
+
+    @property
+    def dcr_store(self) -> DCRCredentialStore:
+        """Secret-bearing: this server's own registrations at upstream IdPs. Never log its records."""
+        return self.storage
+
+    @property
+    def resource_metadata_url(self) -> str:
+        return rfc9728.metadata_url(self.settings.resource)
+
+    def starlette_routes(self) -> list[BaseRoute]:
+        """The routes as Starlette/FastAPI route objects, to put in front of the host's own."""
+        result: list[BaseRoute] = []
+        for path, app in self._routes.items():
+            if path.endswith(OAUTH_PREFIX):
+                result.append(Mount(path.rstrip("/"), app=app))
+            else:
+                result.append(Route(path, endpoint=app))
+        return result
+
+    def register(self, router: Any) -> None:
+        """Add the routes to a Starlette or FastAPI app or router (anything with `.routes`, or `.router.routes`)."""
+        target = router.router if hasattr(router, "router") and hasattr(router.router, "routes") else router
+        target.routes[0:0] = self.starlette_routes()
+
+    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] = ()) -> ASGIApp:
+        """Wrap the MCP endpoint: only requests bearing a valid access token of ours get through."""
+        return BearerAuthMiddleware(
+            app,
+            verifier=self.verifier,
+            revocations=self.storage,
+            resource=self.settings.resource,
+            resource_metadata_url=self.resource_metadata_url,
+            required_scopes=required_scopes,
+            challenge_scopes=self.settings.default_scopes,
+            cors=self._cors,
+        )
+
+    def token_verifier(self) -> TokenVerifier:
+        """An `mcp` SDK `TokenVerifier`, for SDK servers that authenticate requests themselves."""
+        return TokenVerifier(self.verifier, self.storage, resource=self.settings.resource)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
+        """For `Starlette(lifespan=auth.lifespan)`; closes the server on shutdown."""
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def __aenter__(self) -> EmbeddedAuthServer:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the HTTP client and the storage connection. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_http:
+            await self._http.aclose()
+        await self.storage.aclose()
+
+    def _announce_insecure_defaults(self, memory_storage: bool, ephemeral_key: bool) -> None:
+        if ephemeral_key and not self.settings.tokens.signing_key_files:
+            logger.warning(
+                "no signing key configured (MCP_AUTHSERVER_TOKENS__SIGNING_KEY_FILES): using an ephemeral key; "
+                "every restart logs every client out",
+                extra={"event": "startup.ephemeral_key"},
+            )
+        if memory_storage:
+            logger.info(
+                "in-memory storage: logins do not survive a restart and are not shared between processes",
+                extra={"event": "startup.memory_storage"},
+            )
+        for name, url in (("issuer", self.settings.issuer), ("resource", self.settings.resource)):
+            host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+            if url.startswith("http://") and not is_loopback_host(host):
+                logger.warning("the %s %s is plain http outside loopback", name, url, extra={"event": "startup.http"})
+
+
+def _keys_from(settings: AuthServerSettings) -> KeyProvider:
+    if settings.tokens.signing_key_files:
+        return KeyProvider.from_files(settings.tokens.signing_key_files)
+    return KeyProvider.ephemeral(settings.tokens.algorithm)

@@ -1,0 +1,298 @@
+"""Configuration, read from `MCP_AUTHSERVER_*` environment variables (nested groups joined by `__`).
+
+The server never reads the environment itself; everything arrives through these models, so a host
+can also build them in code. A bad value fails at construction with the variable's name in the
+message (`ConfigurationError`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from mcp_authserver.errors import ConfigurationError
+from mcp_authserver.oauth.urls import canonical_url
+
+__all__ = [
+    "ENV_PREFIX",
+    "AuthServerSettings",
+    "ConsentSettings",
+    "RegistrationSettings",
+    "StaticClientSettings",
+    "StorageSettings",
+    "TokenSettings",
+    "UpstreamSettings",
+]
+
+ENV_PREFIX = "MCP_AUTHSERVER_"
+ENV_DELIMITER = "__"
+
+
+def _split_words(value: Any) -> Any:
+    """Lists come from the environment as a JSON array, or words separated by spaces or commas."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [word for word in text.replace(",", " ").split() if word]
+    return value
+
+
+def _json_object(value: Any) -> Any:
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else {}
+    return value
+
+
+def _seconds(value: Any) -> Any:
+    """Durations come from the environment as seconds ("600") or ISO 8601 ("PT10M")."""
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        return float(value)
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_seconds)]
+WordList = Annotated[list[str], NoDecode]
+PathList = Annotated[list[FilePath], NoDecode]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UpstreamSettings(_Group):
+    """The identity provider users actually log in to (OpenID Connect, or plain OAuth 2.0)."""
+
+    issuer: str | None = None
+    """Issuer URL; its `/.well-known/openid-configuration` (or RFC 8414 document) supplies the endpoints."""
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    userinfo_endpoint: str | None = None
+    jwks_uri: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_file: FilePath | None = None
+    scopes: WordList = Field(default_factory=lambda: ["openid", "profile", "email"])
+    extra_authorize_params: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = None
+    """How we authenticate at the upstream token endpoint; by default the first the upstream supports."""
+    subject_claim: str = "sub"
+    """The claim (ID token, or userinfo for plain OAuth 2.0) that identifies the user, e.g. `oid` or `id`."""
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    discovery_ttl: Duration = timedelta(hours=1)
+
+    _split = field_validator("scopes", mode="before")(_split_words)
+    _extra = field_validator("extra_authorize_params", mode="before")(_json_object)
+
+    @model_validator(mode="after")
+    def _check(self) -> UpstreamSettings:
+        if self.issuer is None and not (self.authorization_endpoint and self.token_endpoint):
+            raise ValueError("set issuer, or both authorization_endpoint and token_endpoint")
+        if self.client_secret is not None and self.client_secret_file is not None:
+            raise ValueError("set client_secret or client_secret_file, not both")
+        if not self.client_id:
+            raise ValueError("client_id is required")
+        reserved = {"client_id", "redirect_uri", "state", "nonce", "code_challenge", "code_challenge_method"}
+        if clash := reserved & set(self.extra_authorize_params):
+            raise ValueError(f"extra_authorize_params may not set {sorted(clash)}")
+        return self
+
+    @property
+    def is_oidc(self) -> bool:
+        return "openid" in self.scopes
+
+    def resolved_client_secret(self) -> str | None:
+        """The secret, read from its file on each call so a rotated file takes effect on restart only by design."""
+        if self.client_secret_file is not None:
+            return Path(self.client_secret_file).read_text().strip()
+        return self.client_secret.get_secret_value() if self.client_secret else None
+
+
+class TokenSettings(_Group):
+    """Lifetimes and signing of the tokens this server issues."""
+
+    access_token_ttl: Duration = timedelta(hours=1)
+    refresh_token_ttl: Duration = timedelta(days=30)
+    """Idle lifetime: every rotation restarts it, up to `max_grant_lifetime`."""
+    max_grant_lifetime: Duration = timedelta(days=90)
+    """Absolute lifetime of a login; after it the user signs in at the upstream again."""
+    authorization_code_ttl: Duration = timedelta(seconds=60)
+    login_ttl: Duration = timedelta(minutes=10)
+    """How long a consent page and the upstream login behind it may take."""
+    refresh_grace_period: Duration = timedelta(seconds=10)
+    """A replay of the previous refresh token within this window is a retry, not theft; 0 turns it off."""
+    leeway: Duration = timedelta(seconds=30)
+    algorithm: Literal["ES256", "RS256", "EdDSA"] = "ES256"
+    signing_key_files: PathList = Field(default_factory=list)
+    """PEM private keys: the first signs, all are published in the JWKS."""
+
+    _split = field_validator("signing_key_files", mode="before")(_split_words)
+
+    @model_validator(mode="after")
+    def _check(self) -> TokenSettings:
+        for name in ("access_token_ttl", "refresh_token_ttl", "max_grant_lifetime", "authorization_code_ttl"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        if self.authorization_code_ttl > timedelta(minutes=10):
+            raise ValueError("authorization_code_ttl must be at most 10 minutes (OAuth 2.1 §4.1.2)")
+        if self.refresh_grace_period < timedelta(0) or self.leeway < timedelta(0):
+            raise ValueError("refresh_grace_period and leeway must not be negative")
+        return self
+
+
+class ConsentSettings(_Group):
+    """The consent page shown before any upstream redirect (MCP security best practices, confused deputy)."""
+
+    service_name: str = "MCP server"
+    trusted_client_ids: WordList = Field(default_factory=list)
+    """Pre-registered clients whose consent the operator gives on the user's behalf."""
+
+    _split = field_validator("trusted_client_ids", mode="before")(_split_words)
+
+
+class RegistrationSettings(_Group):
+    """RFC 7591 dynamic client registration for MCP clients."""
+
+    enabled: bool = True
+    client_ttl: Duration = timedelta(days=30)
+    """A registration unused for this long is forgotten; every successful token request renews it."""
+    max_redirect_uris: int = Field(default=10, ge=1)
+
+
+class StorageSettings(_Group):
+    url: str = "memory://"
+    max_entries: int = Field(default=100_000, ge=100)
+    """Memory backend: the bound of each record kind, so a flood of registrations cannot exhaust memory."""
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith("memory://"):
+            raise ValueError("only memory:// storage is available in this version")
+        return value
+
+
+class StaticClientSettings(_Group):
+    """A pre-registered client (MCP authorization §5.2), e.g. for the conformance suite."""
+
+    client_id: str
+    client_secret: SecretStr | None = None
+    redirect_uris: list[str]
+    client_name: str | None = None
+    grant_types: list[str] = Field(default_factory=lambda: ["authorization_code", "refresh_token"])
+    token_endpoint_auth_method: Literal["none", "client_secret_basic", "client_secret_post"] | None = None
+    """Defaults to `client_secret_basic` with a secret and `none` without."""
+
+    @model_validator(mode="after")
+    def _check(self) -> StaticClientSettings:
+        method = self.token_endpoint_auth_method
+        if method is not None and (method == "none") != (self.client_secret is None):
+            raise ValueError("client_secret goes with a client_secret_* method, and only with one")
+        return self
+
+
+class AuthServerSettings(BaseSettings):
+    """Everything the embedded authorization server needs, from `MCP_AUTHSERVER_*` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        frozen=True,
+        extra="ignore",
+    )
+
+    issuer: str
+    """This server's issuer URL (RFC 8414): scheme, host and optional path, no trailing slash."""
+    resource: str
+    """The protected MCP endpoint's canonical URL: the RFC 8707 audience of every token."""
+    resource_name: str | None = None
+    scopes_supported: WordList = Field(default_factory=lambda: ["mcp", "offline_access"])
+    default_scopes: WordList = Field(default_factory=lambda: ["mcp"])
+    """Granted when a client asks for no scope, and named in the 401 challenge."""
+    cors_origins: WordList = Field(default_factory=lambda: ["*"])
+    upstream: UpstreamSettings
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    consent: ConsentSettings = Field(default_factory=ConsentSettings)
+    registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    clients: Annotated[list[StaticClientSettings], NoDecode] = Field(default_factory=list)
+
+    _split = field_validator("scopes_supported", "default_scopes", "cors_origins", mode="before")(_split_words)
+
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _clients(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return canonical_url(value, what="issuer")
+
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, value: str) -> str:
+        return canonical_url(value, what="resource")
+
+    @model_validator(mode="after")
+    def _check(self) -> AuthServerSettings:
+        if unknown := set(self.default_scopes) - set(self.scopes_supported):
+            raise ValueError(f"default_scopes {sorted(unknown)} are not in scopes_supported")
+        for scope in self.scopes_supported:
+            if not scope or any(c in scope for c in ' "\\') or not scope.isprintable():
+                raise ValueError(f"scope {scope!r} is not a valid RFC 6749 §3.3 scope token")
+        return self
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from None
+        except (SettingsError, json.JSONDecodeError) as exc:
+            raise ConfigurationError(f"cannot parse an {ENV_PREFIX}* variable: {exc}") from None
+
+
+def env_name(*loc: str | int) -> str:
+    """The environment variable behind a field location, e.g. ("upstream", "issuer")."""
+    return ENV_PREFIX + ENV_DELIMITER.join(str(part).upper() for part in loc if isinstance(part, str))
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [part for part in error["loc"] if isinstance(part, str) and not part.startswith("function-")]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        # A cross-field check fails on its group: name the variables it talks about, not the group.
+        for field in _fields_at(loc):
+            message = re.sub(rf"\b{field}\b", env_name(*loc, field), message)
+        lines.append(f"{env_name(*loc) if loc else ENV_PREFIX + '*'}: {message}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    model: Any = AuthServerSettings
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = field.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields, key=len, reverse=True)
+    return []

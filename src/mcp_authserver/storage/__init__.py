@@ -1,0 +1,47 @@
+"""Storage contracts and the backends that ship with the library."""
+
+from mcp_authserver.storage.memory import InMemoryStorage
+from mcp_authserver.storage.protocols import (
+    ClientStore,
+    CodeStore,
+    DCRCredentialStore,
+    GrantStore,
+    LoginStateStore,
+    RevocationStore,
+    Storage,
+    UpstreamTokenStore,
+)
+from mcp_authserver.storage.records import (
+    AuthorizationCodeRecord,
+    AuthorizationRequest,
+    ClientRecord,
+    ConsentTicket,
+    DCRKey,
+    DCRResolution,
+    GrantRecord,
+    PendingLogin,
+    RotationResult,
+    UpstreamTokens,
+)
+
+__all__ = [
+    "AuthorizationCodeRecord",
+    "AuthorizationRequest",
+    "ClientRecord",
+    "ClientStore",
+    "CodeStore",
+    "ConsentTicket",
+    "DCRCredentialStore",
+    "DCRKey",
+    "DCRResolution",
+    "GrantRecord",
+    "GrantStore",
+    "InMemoryStorage",
+    "LoginStateStore",
+    "PendingLogin",
+    "RevocationStore",
+    "RotationResult",
+    "Storage",
+    "UpstreamTokenStore",
+    "UpstreamTokens",
+]

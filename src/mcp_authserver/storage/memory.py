@@ -1,0 +1,207 @@
+"""In-process storage: one bounded, TTL'd table per record kind.
+
+Single-use operations are atomic because each runs without an `await` between its read and its
+write, and one event loop runs one coroutine at a time. A full table refuses new records
+(`StorageError`, answered 503) instead of evicting live ones: losing a login to make room for a
+flood of registrations would be worse than asking a client to retry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
+
+from cachetools import TLRUCache
+
+from mcp_authserver._clock import Clock, system_clock
+from mcp_authserver.errors import StorageError
+from mcp_authserver.storage.records import (
+    AuthorizationCodeRecord,
+    ClientRecord,
+    ConsentTicket,
+    DCRKey,
+    DCRResolution,
+    GrantRecord,
+    PendingLogin,
+    RotationResult,
+    UpstreamTokens,
+)
+
+__all__ = ["InMemoryStorage"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Table(Generic[K, V]):
+    """A bounded map whose entries carry their own expiry time."""
+
+    def __init__(self, name: str, maxsize: int, clock: Clock) -> None:
+        self._name = name
+        self._clock = clock
+        self._cache: TLRUCache[K, tuple[float, V]] = TLRUCache(
+            maxsize=maxsize, ttu=lambda _key, value, _now: value[0], timer=clock
+        )
+
+    def get(self, key: K) -> V | None:
+        item = self._cache.get(key)
+        return None if item is None else item[1]
+
+    def expires_at(self, key: K) -> float | None:
+        item = self._cache.get(key)
+        return None if item is None else item[0]
+
+    def put(self, key: K, value: V, ttl: float | None) -> None:
+        self.put_until(key, value, math.inf if ttl is None else self._clock() + ttl)
+
+    def put_until(self, key: K, value: V, expires_at: float) -> None:
+        if key not in self._cache and len(self._cache) >= self._cache.maxsize:
+            self._cache.expire()
+            if len(self._cache) >= self._cache.maxsize:
+                raise StorageError(f"the in-memory {self._name} table is full")
+        self._cache[key] = (expires_at, value)
+
+    def pop(self, key: K) -> V | None:
+        item = self._cache.pop(key, None)
+        if item is None or item[0] <= self._clock():
+            return None
+        return item[1]
+
+    def __len__(self) -> int:
+        self._cache.expire()
+        return len(self._cache)
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    grant: GrantRecord
+    current: str
+    previous: tuple[str, ...] = ()
+    rotated_at: float | None = None
+
+
+class InMemoryStorage:
+    """Every storage contract, in this process's memory. State is lost on restart and not shared."""
+
+    def __init__(self, *, max_entries: int = 100_000, clock: Clock = system_clock) -> None:
+        self._clock = clock
+        self._clients: _Table[str, ClientRecord] = _Table("clients", max_entries, clock)
+        self._consents: _Table[str, ConsentTicket] = _Table("consent", max_entries, clock)
+        self._pending: _Table[str, PendingLogin] = _Table("login", max_entries, clock)
+        self._codes: _Table[str, AuthorizationCodeRecord] = _Table("codes", max_entries, clock)
+        self._families: _Table[str, _Family] = _Table("grants", max_entries, clock)
+        self._refresh: _Table[str, str] = _Table("refresh", max_entries * 4, clock)
+        self._revoked: _Table[str, bool] = _Table("revocations", max_entries, clock)
+        self._upstream: _Table[str, UpstreamTokens] = _Table("upstream", max_entries, clock)
+        self._dcr: _Table[DCRKey, DCRResolution] = _Table("dcr", 1_000, clock)
+
+    # ClientStore
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        return self._clients.get(client_id)
+
+    async def put_client(self, client: ClientRecord, *, ttl: float | None) -> None:
+        self._clients.put(client.client_id, client, ttl)
+
+    async def delete_client(self, client_id: str) -> None:
+        self._clients.pop(client_id)
+
+    # LoginStateStore
+    async def put_consent_ticket(self, ticket_hash: str, ticket: ConsentTicket, *, ttl: float) -> None:
+        self._consents.put(ticket_hash, ticket, ttl)
+
+    async def consume_consent_ticket(self, ticket_hash: str) -> ConsentTicket | None:
+        return self._consents.pop(ticket_hash)
+
+    async def put_pending_login(self, state_hash: str, pending: PendingLogin, *, ttl: float) -> None:
+        self._pending.put(state_hash, pending, ttl)
+
+    async def consume_pending_login(self, state_hash: str) -> PendingLogin | None:
+        return self._pending.pop(state_hash)
+
+    # CodeStore
+    async def put_code(self, code_hash: str, record: AuthorizationCodeRecord, *, ttl: float) -> None:
+        self._codes.put(code_hash, record, ttl)
+
+    async def get_code(self, code_hash: str) -> AuthorizationCodeRecord | None:
+        return self._codes.get(code_hash)
+
+    async def mark_code_used(self, code_hash: str, *, ttl: float) -> bool:
+        record = self._codes.get(code_hash)
+        if record is None or record.used:
+            return False
+        self._codes.put(code_hash, replace(record, used=True), ttl)
+        return True
+
+    # GrantStore
+    async def put_grant(self, grant: GrantRecord, refresh_hash: str | None, *, ttl: float) -> None:
+        expires_at = min(self._clock() + ttl, grant.expires_at)
+        self._families.put_until(grant.grant_id, _Family(grant=grant, current=refresh_hash or ""), expires_at)
+        if refresh_hash:
+            self._refresh.put_until(refresh_hash, grant.grant_id, expires_at)
+
+    async def get_grant(self, grant_id: str) -> GrantRecord | None:
+        family = self._families.get(grant_id)
+        return None if family is None else family.grant
+
+    async def rotate_refresh_token(
+        self, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
+    ) -> RotationResult:
+        grant_id = self._refresh.get(presented_hash)
+        family = None if grant_id is None else self._families.get(grant_id)
+        if grant_id is None or family is None:
+            return RotationResult("unknown")
+        if presented_hash == family.current:
+            updated = replace(family, current=new_hash, previous=(presented_hash,), rotated_at=now)
+            outcome: RotationResult = RotationResult("rotated", family.grant)
+        elif presented_hash in family.previous and family.rotated_at is not None and now - family.rotated_at <= grace:
+            updated = replace(family, current=new_hash, previous=(*family.previous, family.current))
+            outcome = RotationResult("retry", family.grant)
+        else:
+            return RotationResult("reused", family.grant)
+        expires_at = min(now + ttl, family.grant.expires_at)
+        self._families.put_until(grant_id, updated, expires_at)
+        self._refresh.put_until(new_hash, grant_id, expires_at)
+        return outcome
+
+    async def find_grant_id(self, refresh_hash: str) -> str | None:
+        return self._refresh.get(refresh_hash)
+
+    async def delete_grant(self, grant_id: str) -> GrantRecord | None:
+        family = self._families.pop(grant_id)
+        self._upstream.pop(grant_id)
+        return None if family is None else family.grant
+
+    # RevocationStore
+    async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:
+        self._revoked.put("g:" + grant_id, True, ttl)
+
+    async def revoke_access_token(self, token_id: str, *, ttl: float) -> None:
+        self._revoked.put("t:" + token_id, True, ttl)
+
+    async def is_revoked(self, grant_id: str, token_id: str) -> bool:
+        revoked = self._revoked
+        return revoked.get("g:" + grant_id) is not None or revoked.get("t:" + token_id) is not None
+
+    # UpstreamTokenStore
+    async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens, *, ttl: float) -> None:
+        self._upstream.put(grant_id, tokens, ttl)
+
+    async def get_upstream_tokens(self, grant_id: str) -> UpstreamTokens | None:
+        return self._upstream.get(grant_id)
+
+    async def delete_upstream_tokens(self, grant_id: str) -> None:
+        self._upstream.pop(grant_id)
+
+    # DCRCredentialStore
+    async def get_dcr_resolution(self, key: DCRKey) -> DCRResolution | None:
+        return self._dcr.get(key)
+
+    async def put_dcr_resolution(self, key: DCRKey, resolution: DCRResolution) -> None:
+        self._dcr.put(key, resolution, None)
+
+    async def delete_dcr_resolution(self, key: DCRKey) -> None:
+        self._dcr.pop(key)
+
+    async def aclose(self) -> None:
+        """Nothing to release; present so every backend closes the same way."""

@@ -1,0 +1,139 @@
+"""The storage contracts: small protocols, so a host can bring its own backend for any of them.
+
+Verbs: `get_*` returns the record or None; `put_*(…, ttl=)` writes (ttl in seconds); `consume_*`
+reads and deletes in one atomic step (a second call returns None); `delete_*` removes. Backends
+raise `StorageError` for their own failures and nothing else. Every record expires on its TTL.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from mcp_authserver.storage.records import (
+    AuthorizationCodeRecord,
+    ClientRecord,
+    ConsentTicket,
+    DCRKey,
+    DCRResolution,
+    GrantRecord,
+    PendingLogin,
+    RotationResult,
+    UpstreamTokens,
+)
+
+__all__ = [
+    "ClientStore",
+    "CodeStore",
+    "DCRCredentialStore",
+    "GrantStore",
+    "LoginStateStore",
+    "RevocationStore",
+    "Storage",
+    "UpstreamTokenStore",
+]
+
+
+class ClientStore(Protocol):
+    """MCP clients registered through RFC 7591 (or pre-registered)."""
+
+    async def get_client(self, client_id: str) -> ClientRecord | None: ...
+
+    async def put_client(self, client: ClientRecord, *, ttl: float | None) -> None:
+        """Store or refresh a client; `ttl=None` keeps it until deleted."""
+
+    async def delete_client(self, client_id: str) -> None: ...
+
+
+class LoginStateStore(Protocol):
+    """Single-use state of logins in progress: consent pages and upstream round trips."""
+
+    async def put_consent_ticket(self, ticket_hash: str, ticket: ConsentTicket, *, ttl: float) -> None: ...
+
+    async def consume_consent_ticket(self, ticket_hash: str) -> ConsentTicket | None: ...
+
+    async def put_pending_login(self, state_hash: str, pending: PendingLogin, *, ttl: float) -> None: ...
+
+    async def consume_pending_login(self, state_hash: str) -> PendingLogin | None: ...
+
+
+class CodeStore(Protocol):
+    """Our authorization codes. A used code stays behind as a marker so a replay can be detected."""
+
+    async def put_code(self, code_hash: str, record: AuthorizationCodeRecord, *, ttl: float) -> None: ...
+
+    async def get_code(self, code_hash: str) -> AuthorizationCodeRecord | None: ...
+
+    async def mark_code_used(self, code_hash: str, *, ttl: float) -> bool:
+        """Flip the code to used, keeping the marker for `ttl`; True only for the one call that flipped it."""
+
+
+class GrantStore(Protocol):
+    """Grants (logins) and their refresh-token families."""
+
+    async def put_grant(self, grant: GrantRecord, refresh_hash: str | None, *, ttl: float) -> None:
+        """Create the grant with its first refresh token (None: the client gets none) as the current one."""
+
+    async def get_grant(self, grant_id: str) -> GrantRecord | None: ...
+
+    async def rotate_refresh_token(
+        self, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
+    ) -> RotationResult:
+        """Atomically replace the family's current token by `new_hash`.
+
+        - presented is current: rotate (`rotated`);
+        - presented was replaced at most `grace` seconds ago: a retry, `new_hash` becomes current (`retry`);
+        - presented belongs to the family otherwise: `reused`, nothing changes (the caller revokes);
+        - presented is unknown or its grant is gone: `unknown`.
+        """
+
+    async def find_grant_id(self, refresh_hash: str) -> str | None:
+        """The grant a refresh token (current or not) belongs to."""
+
+    async def delete_grant(self, grant_id: str) -> GrantRecord | None:
+        """Remove the grant and its family: none of its refresh tokens works afterwards."""
+
+
+class RevocationStore(Protocol):
+    """Revoked grants and access tokens, checked by the bearer middleware on every request."""
+
+    async def revoke_grant(self, grant_id: str, *, ttl: float) -> None: ...
+
+    async def revoke_access_token(self, token_id: str, *, ttl: float) -> None: ...
+
+    async def is_revoked(self, grant_id: str, token_id: str) -> bool: ...
+
+
+class UpstreamTokenStore(Protocol):
+    """The user's upstream tokens, one set per grant."""
+
+    async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens, *, ttl: float) -> None: ...
+
+    async def get_upstream_tokens(self, grant_id: str) -> UpstreamTokens | None: ...
+
+    async def delete_upstream_tokens(self, grant_id: str) -> None: ...
+
+
+@runtime_checkable
+class DCRCredentialStore(Protocol):
+    """This server's own RFC 7591 registrations at upstream IdPs, shared by replicas and restarts."""
+
+    async def get_dcr_resolution(self, key: DCRKey) -> DCRResolution | None: ...
+
+    async def put_dcr_resolution(self, key: DCRKey, resolution: DCRResolution) -> None: ...
+
+    async def delete_dcr_resolution(self, key: DCRKey) -> None: ...
+
+
+class Storage(
+    ClientStore,
+    LoginStateStore,
+    CodeStore,
+    GrantStore,
+    RevocationStore,
+    UpstreamTokenStore,
+    DCRCredentialStore,
+    Protocol,
+):
+    """Every contract in one backend, as the server uses it."""
+
+    async def aclose(self) -> None: ...

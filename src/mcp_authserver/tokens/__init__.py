@@ -1,0 +1,1 @@
+"""Signing keys, the JWKS, and our own JWT access tokens."""

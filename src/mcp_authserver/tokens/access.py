@@ -1,0 +1,195 @@
+"""Our access tokens: RFC 9068 JWTs, signed in process and verified in process.
+
+The verifier keeps a bounded map of tokens it has already verified. An entry is only a shortcut
+for the signature check: it is never used past the token's `exp`, and revocation is checked by the
+caller on every request, cached or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from mcp_authserver._clock import Clock, system_clock
+from mcp_authserver._crypto import new_secret
+from mcp_authserver.errors import InvalidTokenError
+from mcp_authserver.tokens.keys import KeyProvider
+
+__all__ = ["AccessTokenIssuer", "AccessTokenVerifier", "AuthenticatedPrincipal", "IssuedAccessToken"]
+
+# RFC 9068 §2.1: the media type that tells an access token from an ID token or any other JWT.
+ACCESS_TOKEN_TYP = "at+jwt"
+_REQUIRED = ["iss", "aud", "exp", "iat", "sub", "jti", "client_id"]
+_ACCEPTED_TYP = {ACCESS_TOKEN_TYP, "application/at+jwt"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedPrincipal:
+    """Who a verified access token speaks for, through which client, with which scopes.
+
+    Set by the bearer middleware on every request it lets through (`get_principal(request)`).
+    """
+
+    subject: str
+    client_id: str
+    scopes: frozenset[str]
+    grant_id: str
+    token_id: str
+    expires_at: int
+    issued_at: int
+    token: str = field(repr=False)
+    claims: dict[str, Any] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccessToken:
+    token: str = field(repr=False)
+    token_id: str
+    expires_at: int
+    expires_in: int
+
+
+class AccessTokenIssuer:
+    """Mints RFC 9068 access tokens with the first key of the key provider."""
+
+    def __init__(self, keys: KeyProvider, *, issuer: str, ttl: float, clock: Clock = system_clock) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._ttl = int(ttl)
+        self._clock = clock
+
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        client_id: str,
+        scopes: Sequence[str],
+        audience: str,
+        grant_id: str,
+        ttl: float | None = None,
+    ) -> IssuedAccessToken:
+        now = int(self._clock())
+        lifetime = self._ttl if ttl is None else max(1, int(ttl))
+        token_id = new_secret(16)
+        claims = {
+            "iss": self._issuer,
+            "sub": subject,
+            "aud": audience,
+            "client_id": client_id,
+            "scope": " ".join(scopes),
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": token_id,
+            "gid": grant_id,
+        }
+        key = self._keys.signing_key
+        token = jwt.encode(
+            claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYP}
+        )
+        return IssuedAccessToken(token=token, token_id=token_id, expires_at=now + lifetime, expires_in=lifetime)
+
+
+class AccessTokenVerifier:
+    """Checks signature, `typ`, `iss`, `aud`, `exp`/`nbf`/`iat` and the claims our tokens must carry.
+
+    The algorithm comes from the key the `kid` names, never from the token (RFC 8725 §3.1).
+    """
+
+    def __init__(
+        self,
+        keys: KeyProvider,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: float = 30.0,
+        clock: Clock = system_clock,
+        cache_size: int = 10_000,
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+        self._clock = clock
+        self._cache: dict[str, AuthenticatedPrincipal] = {}
+        self._cache_size = cache_size
+        self._jwt = jwt.PyJWT(options={"require": _REQUIRED})
+        self._only_key = keys.keys[0] if len(keys.keys) == 1 else None
+
+    def verify(self, token: str) -> AuthenticatedPrincipal:
+        """Return the verified claims, or raise InvalidTokenError saying why not."""
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached.expires_at > self._clock():
+                return cached
+            del self._cache[token]
+        claims = self._verify_uncached(token)
+        if claims.expires_at > self._clock():
+            if len(self._cache) >= self._cache_size:
+                # Dicts keep insertion order: drop the oldest entry, a cheap bound with no bookkeeping.
+                del self._cache[next(iter(self._cache))]
+            self._cache[token] = claims
+        return claims
+
+    def forget(self, token: str) -> None:
+        self._cache.pop(token, None)
+
+    def _verify_uncached(self, token: str) -> AuthenticatedPrincipal:
+        try:
+            key = self._only_key
+            if key is None:
+                kid = jwt.get_unverified_header(token).get("kid")
+                key = self._keys.get(kid) if isinstance(kid, str) else None
+                if key is None:
+                    raise InvalidTokenError("the token was not signed by this server")
+            decoded = self._jwt.decode_complete(
+                token,
+                key.public_key,
+                algorithms=[key.algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidTokenError("the access token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidTokenError("the access token was issued for another resource") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidTokenError("the access token was issued by another server") from None
+        except jwt.InvalidTokenError:
+            raise InvalidTokenError("the access token is malformed or its signature is invalid") from None
+        header, payload = decoded["header"], decoded["payload"]
+        if header.get("kid") != key.kid or header.get("typ") not in _ACCEPTED_TYP:
+            raise InvalidTokenError("the token is not an access token of this server")
+        return _claims(token, payload)
+
+
+def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
+    subject, client_id, scope = payload.get("sub"), payload.get("client_id"), payload.get("scope", "")
+    grant_id, token_id = payload.get("gid", ""), payload.get("jti")
+    if not (
+        isinstance(subject, str)
+        and subject
+        and isinstance(client_id, str)
+        and isinstance(scope, str)
+        and isinstance(grant_id, str)
+        and isinstance(token_id, str)
+    ):
+        raise InvalidTokenError("the access token's claims are malformed")
+    return AuthenticatedPrincipal(
+        subject=subject,
+        client_id=client_id,
+        scopes=frozenset(scope.split()),
+        grant_id=grant_id,
+        token_id=token_id,
+        expires_at=int(payload["exp"]),
+        issued_at=int(payload["iat"]),
+        token=token,
+        claims=payload,
+    )

@@ -1,0 +1,1 @@
+"""The organisation's identity provider, seen as an OAuth client sees it."""

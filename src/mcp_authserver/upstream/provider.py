@@ -1,0 +1,322 @@
+"""Our client side at the upstream IdP: discovery, the authorization URL, code redemption, refresh.
+
+Discovery is lazy and cached, so a server whose IdP is down still starts and answers 503 until
+the IdP is back (a crash loop at boot helps nobody). Every failure to reach the IdP becomes an
+`UpstreamError`; every refusal by the IdP of a user's login becomes `AccessDeniedError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import jwt
+
+from mcp_authserver._clock import Clock, system_clock
+from mcp_authserver._crypto import equals
+from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
+from mcp_authserver.oauth.rfc6749 import add_query
+from mcp_authserver.oauth.urls import url_path
+from mcp_authserver.settings import UpstreamSettings
+from mcp_authserver.storage.records import UpstreamTokens
+
+__all__ = ["UpstreamIdentity", "UpstreamMetadata", "UpstreamProvider"]
+
+logger = logging.getLogger(__name__)
+
+# Asymmetric algorithms only: `none` and HMAC (keyed by a secret we share) are never accepted.
+_ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_MAX_RESPONSE = 256 * 1024
+_JWKS_REFETCH_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class UpstreamMetadata:
+    issuer: str | None
+    authorization_endpoint: str
+    token_endpoint: str
+    userinfo_endpoint: str | None = None
+    jwks_uri: str | None = None
+    registration_endpoint: str | None = None
+    token_endpoint_auth_methods: tuple[str, ...] = ()
+    id_token_algorithms: tuple[str, ...] = ("RS256",)
+
+
+@dataclass(frozen=True)
+class UpstreamIdentity:
+    """Who logged in at the upstream, and the tokens the upstream gave us for them."""
+
+    subject: str
+    claims: dict[str, Any]
+    tokens: UpstreamTokens
+
+
+class UpstreamProvider:
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        *,
+        http: httpx.AsyncClient,
+        redirect_uri: str,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self.redirect_uri = redirect_uri
+        self._clock = clock
+        self._metadata: UpstreamMetadata | None = None
+        self._metadata_expires = 0.0
+        self._metadata_lock = asyncio.Lock()
+        self._jwks: jwt.PyJWKSet | None = None
+        self._jwks_fetched = -_JWKS_REFETCH_INTERVAL
+
+    @property
+    def client_id(self) -> str:
+        return self._settings.client_id or ""  # UpstreamSettings requires it
+
+    async def metadata(self) -> UpstreamMetadata:
+        if self._metadata is not None and self._clock() < self._metadata_expires:
+            return self._metadata
+        async with self._metadata_lock:
+            if self._metadata is None or self._clock() >= self._metadata_expires:
+                self._metadata = await self._discover()
+                self._metadata_expires = self._clock() + self._settings.discovery_ttl.total_seconds()
+        return self._metadata
+
+    async def authorization_url(self, *, state: str, code_challenge: str, nonce: str) -> str:
+        metadata = await self.metadata()
+        params: dict[str, str | None] = {
+            **self._settings.extra_authorize_params,
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": " ".join(self._settings.scopes),
+            "state": state,
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+            "nonce": nonce if self._settings.is_oidc else None,
+        }
+        return add_query(metadata.authorization_endpoint, params)
+
+    async def exchange_code(self, *, code: str, code_verifier: str, nonce: str) -> UpstreamIdentity:
+        """Redeem the upstream's code (RFC 6749 §4.1.3 with PKCE) and establish who logged in."""
+        metadata = await self.metadata()
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        body = await self._token_request(metadata, form)
+        tokens = _tokens(body, self._clock())
+        id_token = body.get("id_token")
+        if self._settings.is_oidc:
+            if not isinstance(id_token, str):
+                raise AccessDeniedError("the identity provider returned no ID token")
+            claims = await self._validate_id_token(id_token, metadata, nonce=nonce)
+        else:
+            claims = await self._userinfo(metadata, tokens.access_token)
+        subject = claims.get(self._settings.subject_claim)
+        if isinstance(subject, int) and not isinstance(subject, bool):
+            subject = str(subject)  # GitHub's numeric user id
+        if not isinstance(subject, str) or not subject:
+            raise AccessDeniedError(f"the identity provider did not say who logged in ({self._settings.subject_claim})")
+        return UpstreamIdentity(subject=subject, claims=claims, tokens=_with_subject(tokens, subject))
+
+    async def refresh(self, refresh_token: str) -> UpstreamTokens:
+        """RFC 6749 §6. A refused refresh token raises UpstreamRefreshError: only a new login helps."""
+        metadata = await self.metadata()
+        try:
+            body = await self._token_request(metadata, {"grant_type": "refresh_token", "refresh_token": refresh_token})
+        except AccessDeniedError as exc:
+            raise UpstreamRefreshError(str(exc)) from None
+        tokens = _tokens(body, self._clock())
+        if tokens.refresh_token is None:  # RFC 6749 §6: the old one stays valid when none is issued
+            tokens = UpstreamTokens(**{**_fields(tokens), "refresh_token": refresh_token})
+        return tokens
+
+    async def _discover(self) -> UpstreamMetadata:
+        settings = self._settings
+        document: dict[str, Any] = {}
+        if settings.issuer is not None:
+            document = await self._fetch_discovery(settings.issuer.rstrip("/"))
+        try:
+            return UpstreamMetadata(
+                issuer=document.get("issuer"),
+                authorization_endpoint=settings.authorization_endpoint or document["authorization_endpoint"],
+                token_endpoint=settings.token_endpoint or document["token_endpoint"],
+                userinfo_endpoint=settings.userinfo_endpoint or document.get("userinfo_endpoint"),
+                jwks_uri=settings.jwks_uri or document.get("jwks_uri"),
+                registration_endpoint=document.get("registration_endpoint"),
+                token_endpoint_auth_methods=tuple(document.get("token_endpoint_auth_methods_supported") or ()),
+                id_token_algorithms=tuple(document.get("id_token_signing_alg_values_supported") or ("RS256",)),
+            )
+        except (KeyError, TypeError):
+            raise UpstreamError("the upstream metadata lacks authorization_endpoint or token_endpoint") from None
+
+    async def _fetch_discovery(self, issuer: str) -> dict[str, Any]:
+        """OIDC Discovery §4, then RFC 8414 §3.1; the document must name the issuer we asked (§3.3)."""
+        parts = urlsplit(issuer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        candidates = [issuer + "/.well-known/openid-configuration"]
+        candidates.append(origin + "/.well-known/oauth-authorization-server" + url_path(issuer))
+        for url in candidates:
+            response = await self._get(url)
+            if response.status_code == 404:
+                continue
+            document = _json_object(response, "discovery document")
+            if str(document.get("issuer", "")).rstrip("/") != issuer:
+                raise UpstreamError("the upstream discovery document names a different issuer (RFC 8414 §3.3)")
+            return document
+        raise UpstreamError("the upstream publishes no discovery document")
+
+    async def _token_request(self, metadata: UpstreamMetadata, form: dict[str, str]) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        secret = self._settings.resolved_client_secret()
+        method = self._settings.token_endpoint_auth_method or _pick_auth_method(metadata, secret)
+        if method == "client_secret_basic" and secret is not None:
+            # RFC 6749 §2.3.1: form-encode both parts before base64.
+            auth: httpx.BasicAuth | None = httpx.BasicAuth(quote(self.client_id, safe=""), quote(secret, safe=""))
+        else:
+            auth = None
+            form = {**form, "client_id": self.client_id}
+            if method == "client_secret_post" and secret is not None:
+                form["client_secret"] = secret
+        try:
+            response = await self._http.post(
+                metadata.token_endpoint, data=form, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT
+            )
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the upstream token endpoint is unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise UpstreamError(f"the upstream token endpoint answered {response.status_code}")
+        body = _json_object(response, "token response")
+        if response.status_code >= 400 or "error" in body:
+            error = str(body.get("error", response.status_code))
+            logger.info("upstream refused a token request: %s", error, extra={"event": "upstream.token_refused"})
+            if error in ("temporarily_unavailable", "server_error"):
+                raise UpstreamError(f"the upstream token endpoint answered {error}")
+            raise AccessDeniedError(f"the identity provider refused the request ({error})")
+        if not isinstance(body.get("access_token"), str):
+            raise UpstreamError("the upstream token response has no access_token")
+        return body
+
+    async def _validate_id_token(self, id_token: str, metadata: UpstreamMetadata, *, nonce: str) -> dict[str, Any]:
+        """OIDC Core §3.1.3.7: signature by the upstream's keys, iss, aud, azp, exp, iat and nonce."""
+        try:
+            header = jwt.get_unverified_header(id_token)
+        except jwt.InvalidTokenError:
+            raise AccessDeniedError("the identity provider returned a malformed ID token") from None
+        algorithm = header.get("alg")
+        if algorithm not in _ID_TOKEN_ALGORITHMS or algorithm not in metadata.id_token_algorithms:
+            raise AccessDeniedError("the ID token is signed with an algorithm we do not accept")
+        key = await self._signing_key(metadata, header.get("kid"))
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                id_token,
+                key,
+                algorithms=[algorithm],
+                audience=self.client_id,
+                issuer=metadata.issuer,
+                leeway=60,
+                options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_iss": metadata.issuer is not None},
+            )
+        except jwt.InvalidTokenError as exc:
+            logger.warning("rejected an upstream ID token: %s", exc, extra={"event": "upstream.id_token_invalid"})
+            raise AccessDeniedError("the identity provider's ID token did not validate") from None
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != self.client_id:
+            raise AccessDeniedError("the ID token was issued to another client (azp)")
+        if not isinstance(claims.get("nonce"), str) or not equals(claims["nonce"], nonce):
+            raise AccessDeniedError("the ID token does not carry the nonce of this login")
+        return claims
+
+    async def _signing_key(self, metadata: UpstreamMetadata, kid: Any) -> Any:
+        if metadata.jwks_uri is None:
+            raise UpstreamError("the upstream publishes no jwks_uri to check ID tokens with")
+        for attempt in range(2):
+            if self._jwks is None or (attempt == 1 and self._may_refetch_jwks()):
+                response = await self._get(metadata.jwks_uri)
+                try:
+                    self._jwks = jwt.PyJWKSet.from_dict(_json_object(response, "JWKS"))
+                except jwt.PyJWKSetError:
+                    raise UpstreamError("the upstream JWKS holds no usable key") from None
+                self._jwks_fetched = time.monotonic()
+            for key in self._jwks.keys:
+                if kid is None or key.key_id == kid:
+                    return key.key
+            if attempt == 0 and not self._may_refetch_jwks():
+                break
+        raise AccessDeniedError("the ID token is signed by a key the identity provider does not publish")
+
+    def _may_refetch_jwks(self) -> bool:
+        """A new kid may mean the upstream rotated its keys; refetch, but not for every forged token."""
+        return time.monotonic() - self._jwks_fetched >= _JWKS_REFETCH_INTERVAL
+
+    async def _userinfo(self, metadata: UpstreamMetadata, access_token: str) -> dict[str, Any]:
+        if metadata.userinfo_endpoint is None:
+            raise UpstreamError("a plain OAuth 2.0 upstream needs userinfo_endpoint to identify the user")
+        headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        response = await self._get(metadata.userinfo_endpoint, headers=headers)
+        if response.status_code in (401, 403):
+            raise AccessDeniedError("the identity provider refused to say who logged in")
+        return _json_object(response, "userinfo response")
+
+    async def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        try:
+            response = await self._http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"the identity provider is unreachable: {type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise UpstreamError(f"the identity provider answered {response.status_code}")
+        return response
+
+
+def _pick_auth_method(metadata: UpstreamMetadata, secret: str | None) -> str:
+    if secret is None:
+        return "none"
+    supported = metadata.token_endpoint_auth_methods or ("client_secret_basic",)
+    return "client_secret_basic" if "client_secret_basic" in supported else "client_secret_post"
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    if len(response.content) > _MAX_RESPONSE:
+        raise UpstreamError(f"the upstream {what} is too large")
+    try:
+        body = response.json()
+    except ValueError:
+        raise UpstreamError(f"the upstream {what} is not JSON (status {response.status_code})") from None
+    if not isinstance(body, dict):
+        raise UpstreamError(f"the upstream {what} is not a JSON object")
+    return body
+
+
+def _tokens(body: dict[str, Any], now: float) -> UpstreamTokens:
+    expires_in = body.get("expires_in")
+    try:
+        expires_at = now + float(expires_in) if expires_in is not None else None
+    except (TypeError, ValueError):
+        expires_at = None
+    refresh_token = body.get("refresh_token")
+    scope = body.get("scope")
+    return UpstreamTokens(
+        access_token=body["access_token"],
+        token_type=str(body.get("token_type") or "Bearer"),
+        refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+        expires_at=expires_at,
+        scope=scope if isinstance(scope, str) else None,
+        issued_at=now,
+    )
+
+
+def _fields(tokens: UpstreamTokens) -> dict[str, Any]:
+    return {name: getattr(tokens, name) for name in UpstreamTokens.__dataclass_fields__}
+
+
+def _with_subject(tokens: UpstreamTokens, subject: str) -> UpstreamTokens:
+    return UpstreamTokens(**{**_fields(tokens), "subject": subject})
