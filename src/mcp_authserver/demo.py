@@ -61,16 +61,15 @@ def build_mcp_app(auth: EmbeddedAuthServer) -> Starlette:
             return {"error": "no authenticated principal"}
         return {"subject": principal.subject, "client_id": principal.client_id, "scopes": sorted(principal.scopes)}
 
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", stateless_http=True)
-    session_manager = mcp._lowlevel_server._session_manager  # noqa: SLF001 - built by streamable_http_app
-    assert session_manager is not None  # noqa: S101
+    # Only the SDK's session manager is used: the /mcp route below is ours, behind the bearer middleware.
+    mcp.streamable_http_app(streamable_http_path="/mcp", stateless_http=True)
+    session_manager = mcp.session_manager
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with session_manager.run(), auth.lifespan():
             yield
 
-    del mcp_app  # only its session manager is used: the route below is ours, behind the bearer middleware
     endpoint = auth.protect(StreamableHTTPASGIApp(session_manager))
     return Starlette(routes=[*auth.starlette_routes(), Route("/mcp", endpoint=endpoint)], lifespan=lifespan)
 
