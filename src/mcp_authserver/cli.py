@@ -36,7 +36,7 @@ def _check() -> int:
     from mcp_authserver.settings import AuthServerSettings
 
     try:
-        settings = AuthServerSettings()  # type: ignore[call-arg]  # read from the environment
+        settings = AuthServerSettings()  # read from the environment
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return 2

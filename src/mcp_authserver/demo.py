@@ -53,7 +53,7 @@ def build_mcp_app(auth: EmbeddedAuthServer) -> Starlette:
     mcp = MCPServer("mcp-authserver-demo")
 
     @mcp.tool()
-    async def whoami(ctx: Context) -> dict[str, Any]:  # type: ignore[type-arg]
+    async def whoami(ctx: Context) -> dict[str, Any]:
         """Who the server thinks is calling: the upstream subject and the OAuth client."""
         request = ctx.request_context.request
         principal = get_principal(request) if request is not None else None
@@ -172,7 +172,7 @@ async def run_check(mcp_url: str) -> dict[str, Any]:
 
     metadata = OAuthClientMetadata(
         client_name="mcp-authserver demo check",
-        redirect_uris=[redirect_uri],  # type: ignore[list-item]
+        redirect_uris=[redirect_uri],
         grant_types=["authorization_code", "refresh_token"],
         token_endpoint_auth_method="none",
     )
