@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
+import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from starlette.applications import Starlette
@@ -92,14 +93,15 @@ class HeadlessBrowser:
     Stops at the client's redirect URI and returns its query parameters (nothing listens there).
     """
 
-    def __init__(self, redirect_uri: str, subject: str = "alice@example.com") -> None:
+    def __init__(
+        self, redirect_uri: str, subject: str = "alice@example.com", transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.redirect_uri = redirect_uri
         self.subject = subject
+        self.transport = transport
 
     async def walk(self, url: str) -> dict[str, str]:
-        import httpx
-
-        async with httpx.AsyncClient(follow_redirects=False, timeout=10) as browser:
+        async with httpx.AsyncClient(follow_redirects=False, timeout=10, transport=self.transport) as browser:
             response = await browser.get(url)
             for _ in range(20):
                 if response.is_redirect:

@@ -154,7 +154,7 @@ class InMemoryStorage:
         if presented_hash == family.current:
             updated = replace(family, current=new_hash, previous=(presented_hash,), rotated_at=now)
             outcome: RotationResult = RotationResult("rotated", family.grant)
-        elif presented_hash in family.previous and family.rotated_at is not None and now - family.rotated_at <= grace:
+        elif grace > 0 and presented_hash in family.previous and now - (family.rotated_at or now) <= grace:
             updated = replace(family, current=new_hash, previous=(*family.previous, family.current))
             outcome = RotationResult("retry", family.grant)
         else:

@@ -81,7 +81,8 @@ class GrantStore(Protocol):
         """Atomically replace the family's current token by `new_hash`.
 
         - presented is current: rotate (`rotated`);
-        - presented was replaced at most `grace` seconds ago: a retry, `new_hash` becomes current (`retry`);
+        - presented was replaced at most `grace` seconds ago (grace > 0): a retry, `new_hash` becomes current
+          (`retry`); the window is measured from the first rotation, so retries do not extend it;
         - presented belongs to the family otherwise: `reused`, nothing changes (the caller revokes);
         - presented is unknown or its grant is gone: `unknown`.
         """

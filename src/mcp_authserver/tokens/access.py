@@ -119,7 +119,10 @@ class AccessTokenVerifier:
         self._clock = clock
         self._cache: dict[str, AuthenticatedPrincipal] = {}
         self._cache_size = cache_size
-        self._jwt = jwt.PyJWT(options={"require": _REQUIRED})
+        # Time claims are checked below against the injected clock, not by PyJWT against the wall clock.
+        self._jwt = jwt.PyJWT(
+            options={"require": _REQUIRED, "verify_exp": False, "verify_nbf": False, "verify_iat": False}
+        )
         self._only_key = keys.keys[0] if len(keys.keys) == 1 else None
 
     def verify(self, token: str) -> AuthenticatedPrincipal:
@@ -154,10 +157,7 @@ class AccessTokenVerifier:
                 algorithms=[key.algorithm],
                 audience=self._audience,
                 issuer=self._issuer,
-                leeway=self._leeway,
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidTokenError("the access token has expired") from None
         except jwt.InvalidAudienceError:
             raise InvalidTokenError("the access token was issued for another resource") from None
         except jwt.InvalidIssuerError:
@@ -167,7 +167,20 @@ class AccessTokenVerifier:
         header, payload = decoded["header"], decoded["payload"]
         if header.get("kid") != key.kid or header.get("typ") not in _ACCEPTED_TYP:
             raise InvalidTokenError("the token is not an access token of this server")
-        return _claims(token, payload)
+        principal = _claims(token, payload)
+        self._check_times(principal, payload)
+        return principal
+
+    def _check_times(self, principal: AuthenticatedPrincipal, payload: dict[str, Any]) -> None:
+        """RFC 7519 §4.1.4-4.1.6 with a small leeway for clock skew between replicas."""
+        now = self._clock()
+        if principal.expires_at <= now - self._leeway:
+            raise InvalidTokenError("the access token has expired")
+        if principal.issued_at > now + self._leeway:
+            raise InvalidTokenError("the access token was issued in the future")
+        not_before = payload.get("nbf")
+        if not_before is not None and (not isinstance(not_before, int | float) or not_before > now + self._leeway):
+            raise InvalidTokenError("the access token is not valid yet")
 
 
 def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
@@ -182,14 +195,17 @@ def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
         and isinstance(token_id, str)
     ):
         raise InvalidTokenError("the access token's claims are malformed")
+    expires_at, issued_at = payload.get("exp"), payload.get("iat")
+    if not isinstance(expires_at, int | float) or not isinstance(issued_at, int | float):
+        raise InvalidTokenError("the access token's exp and iat must be numbers")
     return AuthenticatedPrincipal(
         subject=subject,
         client_id=client_id,
         scopes=frozenset(scope.split()),
         grant_id=grant_id,
         token_id=token_id,
-        expires_at=int(payload["exp"]),
-        issued_at=int(payload["iat"]),
+        expires_at=int(expires_at),
+        issued_at=int(issued_at),
         token=token,
         claims=payload,
     )

@@ -1,0 +1,36 @@
+"""Shared fixtures: an injected clock, and the anyio backend for async tests."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import authlib.deprecate
+import pytest
+
+# The mock upstream imports the deprecated authlib.jose; authlib forces its warnings to show ("always").
+warnings.filterwarnings("ignore", category=authlib.deprecate.AuthlibDeprecationWarning)
+import oidc_provider_mock  # noqa: E402, F401
+
+
+class FakeClock:
+    """A clock the test moves by hand, so expiry is tested without sleeping."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -1,0 +1,230 @@
+"""GET /oauth/authorize and POST /oauth/consent: validation order, consent, and the upstream hop."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import FakeClock
+from tests.harness import ISSUER, PKCE, REDIRECT_URI, RESOURCE, Harness, query_of, running_harness
+
+pytestmark = pytest.mark.anyio
+
+
+def _ticket(page: str) -> str:
+    match = re.search(r'name="ticket" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+async def _consent_page(harness: Harness, client_id: str, pkce: PKCE, **params: str) -> httpx.Response:
+    response = await harness.http.get(harness.authorize_url(client_id, pkce, **params))
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def test_an_unknown_client_gets_an_error_page_never_a_redirect(harness: Harness) -> None:
+    response = await harness.http.get(harness.authorize_url("no-such-client", PKCE()))
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "text/html" in response.headers["content-type"]
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_an_unregistered_redirect_uri_gets_an_error_page_never_a_redirect(harness: Harness) -> None:
+    client = await harness.register()
+    for uri in ("https://evil.example/cb", "http://127.0.0.1:53682/other", "http://localhost:53682/callback"):
+        response = await harness.http.get(harness.authorize_url(client["client_id"], PKCE(), redirect_uri=uri))
+        assert response.status_code == 400, uri
+        assert "location" not in response.headers
+
+
+async def test_a_missing_client_id_or_ambiguous_redirect_uri_gets_an_error_page(harness: Harness) -> None:
+    response = await harness.http.get(harness.authorize_url("", PKCE()))
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    client = await harness.register(redirect_uris=[REDIRECT_URI, "http://127.0.0.1:9/other"])
+    response = await harness.http.get(harness.authorize_url(client["client_id"], PKCE(), redirect_uri=""))
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+async def test_a_loopback_redirect_uri_may_use_any_port(harness: Harness) -> None:
+    client = await harness.register()
+    response = await harness.http.get(
+        harness.authorize_url(client["client_id"], PKCE(), redirect_uri="http://127.0.0.1:61000/callback")
+    )
+    assert response.status_code == 200
+    assert "consent" in response.text
+
+
+async def test_the_only_registered_redirect_uri_is_used_when_none_is_given(harness: Harness) -> None:
+    client = await harness.register()
+    page = await _consent_page(harness, client["client_id"], PKCE(), redirect_uri="")
+    assert "127.0.0.1" in page.text
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": ""}, "unsupported_response_type"),
+        ({"code_challenge": ""}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge_method": ""}, "invalid_request"),
+        ({"code_challenge": "too-short"}, "invalid_request"),
+        ({"scope": "admin"}, "invalid_scope"),
+        ({"resource": "https://other.example/mcp"}, "invalid_target"),
+        ({"resource": "not a uri"}, "invalid_target"),
+    ],
+)
+async def test_once_the_redirect_uri_is_trusted_errors_are_redirected_with_state_and_iss(
+    harness: Harness, params: dict[str, str], error: str
+) -> None:
+    client = await harness.register()
+    response = await harness.http.get(harness.authorize_url(client["client_id"], PKCE(), **params))
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT_URI)
+    query = query_of(location)
+    assert query["error"] == error
+    assert query["state"] == "client-state-123"
+    assert query["iss"] == ISSUER
+
+
+async def test_a_repeated_parameter_is_refused(harness: Harness) -> None:
+    client = await harness.register()
+    url = harness.authorize_url(client["client_id"], PKCE()) + "&state=second"
+    response = await harness.http.get(url)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+async def test_the_consent_page_names_the_client_and_the_redirect_host_and_cannot_be_framed(harness: Harness) -> None:
+    client = await harness.register(client_name="Evil <script>Corp</script>")
+    page = await _consent_page(harness, client["client_id"], PKCE(), scope="mcp")
+    assert "Evil &lt;script&gt;Corp&lt;/script&gt;" in page.text
+    assert "<script>" not in page.text
+    assert "127.0.0.1" in page.text
+    assert "a program running on this computer" in page.text
+    assert "<code>mcp</code>" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    cookie = page.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie or "samesite=lax" in cookie.lower()
+
+
+async def test_no_upstream_redirect_happens_before_consent(harness: Harness) -> None:
+    client = await harness.register()
+    page = await _consent_page(harness, client["client_id"], PKCE())
+    assert page.status_code == 200
+    assert "location" not in page.headers
+
+
+async def test_approving_redirects_to_the_upstream_with_our_own_state_pkce_and_nonce(
+    harness: Harness, upstream_url: str
+) -> None:
+    client = await harness.register()
+    pkce = PKCE()
+    page = await _consent_page(harness, client["client_id"], pkce)
+    response = await harness.http.post("/oauth/consent", data={"ticket": _ticket(page.text), "decision": "approve"})
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith(upstream_url)
+    query = query_of(location)
+    assert query["client_id"] == "mcp-authserver-demo"
+    assert query["redirect_uri"] == f"{ISSUER}/oauth/callback"
+    assert query["code_challenge_method"] == "S256"
+    assert query["code_challenge"] != pkce.challenge
+    assert query["state"] != "client-state-123"
+    assert query["nonce"]
+    assert "resource" not in query
+
+
+async def test_denying_returns_access_denied_to_the_client(harness: Harness) -> None:
+    client = await harness.register()
+    page = await _consent_page(harness, client["client_id"], PKCE())
+    response = await harness.http.post("/oauth/consent", data={"ticket": _ticket(page.text), "decision": "deny"})
+    assert response.status_code == 303
+    query = query_of(response.headers["location"])
+    assert (query["error"], query["state"], query["iss"]) == ("access_denied", "client-state-123", ISSUER)
+
+
+async def test_consent_from_another_browser_is_refused(harness: Harness) -> None:
+    client = await harness.register()
+    page = await _consent_page(harness, client["client_id"], PKCE())
+    harness.http.cookies.clear()
+    response = await harness.http.post("/oauth/consent", data={"ticket": _ticket(page.text), "decision": "approve"})
+    assert response.status_code == 403
+    assert "location" not in response.headers
+
+
+async def test_a_consent_ticket_works_once(harness: Harness) -> None:
+    client = await harness.register()
+    page = await _consent_page(harness, client["client_id"], PKCE())
+    ticket = _ticket(page.text)
+    first = await harness.http.post("/oauth/consent", data={"ticket": ticket, "decision": "approve"})
+    assert first.status_code == 303
+    second = await harness.http.post("/oauth/consent", data={"ticket": ticket, "decision": "approve"})
+    assert second.status_code == 400
+    assert "location" not in second.headers
+
+
+async def test_a_consent_page_expires_with_the_login_ttl(harness: Harness) -> None:
+    client = await harness.register()
+    page = await _consent_page(harness, client["client_id"], PKCE())
+    harness.clock.advance(601)
+    response = await harness.http.post("/oauth/consent", data={"ticket": _ticket(page.text), "decision": "approve"})
+    assert response.status_code == 400
+
+
+async def test_a_trusted_client_skips_the_consent_page(clock: FakeClock, upstream_url: str) -> None:
+    static = {"client_id": "trusted-cli", "redirect_uris": [REDIRECT_URI]}
+    async with running_harness(
+        clock, upstream_url, clients=[static], consent={"trusted_client_ids": ["trusted-cli"]}
+    ) as harness:
+        response = await harness.http.get(harness.authorize_url("trusted-cli", PKCE()))
+        assert response.status_code == 302
+        assert response.headers["location"].startswith(upstream_url)
+        assert "set-cookie" in response.headers
+
+
+async def test_an_unreachable_upstream_is_reported_to_the_client_as_temporarily_unavailable(
+    clock: FakeClock,
+) -> None:
+    async with running_harness(clock, "http://127.0.0.1:9") as harness:
+        client = await harness.register()
+        page = await _consent_page(harness, client["client_id"], PKCE())
+        response = await harness.http.post("/oauth/consent", data={"ticket": _ticket(page.text), "decision": "approve"})
+        assert response.status_code == 303
+        query = query_of(response.headers["location"])
+        assert query["error"] == "temporarily_unavailable"
+        assert query["state"] == "client-state-123"
+
+
+async def test_authorize_accepts_post_and_refuses_other_methods(harness: Harness) -> None:
+    client = await harness.register()
+    url = harness.authorize_url(client["client_id"], PKCE())
+    form = dict(httpx.QueryParams(urlsplit(url).query))
+    posted = await harness.http.post("/oauth/authorize", data=form)
+    assert posted.status_code == 200
+    deleted = await harness.http.delete(url)
+    assert deleted.status_code == 405
+
+
+async def test_the_resource_may_be_omitted_and_defaults_to_the_protected_resource(harness: Harness) -> None:
+    client = await harness.register()
+    body = await harness.tokens_for(client["client_id"])
+    assert body["access_token"]
+    pkce = PKCE()
+    landed = await harness.login(client["client_id"], pkce, resource="")
+    response = await harness.redeem(client["client_id"], landed["code"], pkce, resource="")
+    assert response.status_code == 200
+    import jwt
+
+    assert jwt.decode(response.json()["access_token"], options={"verify_signature": False})["aud"] == RESOURCE

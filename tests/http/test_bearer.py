@@ -1,0 +1,192 @@
+"""The bearer middleware in front of the MCP endpoint (RFC 6750, RFC 9728, MCP authorization)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import jwt
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from mcp_authserver import EmbeddedAuthServer, get_principal
+from mcp_authserver.demo import demo_settings
+from mcp_authserver.tokens.keys import SigningKey
+from tests.conftest import FakeClock
+from tests.harness import RESOURCE, Harness
+
+pytestmark = pytest.mark.anyio
+
+METADATA = "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"
+
+
+def _challenge(response: httpx.Response) -> str:
+    return response.headers["www-authenticate"]
+
+
+async def test_a_request_without_a_token_gets_401_with_the_metadata_url_and_scope_but_no_error(
+    harness: Harness,
+) -> None:
+    response = await harness.call_mcp(None)
+    assert response.status_code == 401
+    challenge = _challenge(response)
+    assert challenge.startswith("Bearer ")
+    assert f'resource_metadata="{METADATA}"' in challenge
+    assert 'scope="mcp"' in challenge
+    assert "error=" not in challenge
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."])
+async def test_an_invalid_token_gets_401_invalid_token(harness: Harness, token: str) -> None:
+    response = await harness.call_mcp(token)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in _challenge(response)
+    assert f'resource_metadata="{METADATA}"' in _challenge(response)
+
+
+async def test_an_expired_token_gets_401(harness: Harness) -> None:
+    client = await harness.register()
+    tokens = await harness.tokens_for(client["client_id"])
+    assert (await harness.call_mcp(tokens["access_token"])).status_code == 200
+    harness.clock.advance(3600 + 31)  # past exp and the 30 s leeway
+    response = await harness.call_mcp(tokens["access_token"])
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in _challenge(response)
+
+
+async def test_a_token_for_another_resource_is_refused(harness: Harness) -> None:
+    issued = harness.auth.access_tokens.issue(
+        subject="alice", client_id="c", scopes=["mcp"], audience="https://other.example/mcp", grant_id="g"
+    )
+    response = await harness.call_mcp(issued.token)
+    assert response.status_code == 401
+    assert "another resource" in response.json()["error_description"]
+
+
+async def test_a_token_from_another_issuer_such_as_the_upstream_is_refused(harness: Harness) -> None:
+    foreign = SigningKey.generate("ES256")
+    token = jwt.encode(
+        {"iss": "http://localhost:9999", "sub": "alice", "aud": RESOURCE, "client_id": "c", "exp": 2**40, "iat": 1,
+         "jti": "j", "scope": "mcp"},
+        foreign.private_key, algorithm="ES256", headers={"kid": foreign.kid, "typ": "at+jwt"},
+    )  # fmt: skip
+    assert (await harness.call_mcp(token)).status_code == 401
+
+
+async def test_a_token_in_the_query_string_is_refused(harness: Harness) -> None:
+    client = await harness.register()
+    tokens = await harness.tokens_for(client["client_id"])
+    response = await harness.http.post(f"/mcp?access_token={tokens['access_token']}", json={})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_a_malformed_authorization_header_is_400(harness: Harness) -> None:
+    response = await harness.http.post("/mcp", json={}, headers={"Authorization": "Bearer a b"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_cors_preflights_are_answered_before_authentication(harness: Harness) -> None:
+    response = await harness.http.options(
+        "/mcp",
+        headers={
+            "Origin": "http://localhost:6274",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, mcp-protocol-version",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "Authorization" in response.headers["access-control-allow-headers"]
+    unauthorized = await harness.http.post("/mcp", json={}, headers={"Origin": "http://localhost:6274"})
+    assert unauthorized.status_code == 401
+    assert "WWW-Authenticate" in unauthorized.headers["access-control-expose-headers"]
+
+
+@pytest.fixture
+async def scoped_app(clock: FakeClock) -> AsyncIterator[tuple[EmbeddedAuthServer, httpx.AsyncClient]]:
+    settings = demo_settings(
+        host="127.0.0.1",
+        port=8000,
+        upstream_url="http://127.0.0.1:9",
+        resource="http://127.0.0.1:8000/api/v1/mcp",
+        scopes_supported=["mcp", "files:write", "offline_access"],
+    )
+    auth = EmbeddedAuthServer(settings, clock=clock)
+
+    async def whoami(request: Request) -> JSONResponse:
+        principal = get_principal(request)
+        assert principal is not None
+        user = request.scope["user"]
+        return JSONResponse({"sub": principal.subject, "sdk_subject": user.access_token.subject})
+
+    inner = Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"])])
+    app = Starlette(
+        routes=[*auth.starlette_routes(), Mount("/api/v1", app=auth.protect(inner, required_scopes=["files:write"]))]
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
+        yield auth, http
+
+
+async def test_insufficient_scope_is_403_naming_the_needed_scope(
+    scoped_app: tuple[EmbeddedAuthServer, httpx.AsyncClient],
+) -> None:
+    auth, http = scoped_app
+    audience = auth.settings.resource
+    weak = auth.access_tokens.issue(subject="a", client_id="c", scopes=["mcp"], audience=audience, grant_id="g")
+    response = await http.get("/api/v1/mcp", headers={"Authorization": f"Bearer {weak.token}"})
+    assert response.status_code == 403
+    challenge = _challenge(response)
+    assert 'error="insufficient_scope"' in challenge
+    assert 'scope="files:write"' in challenge
+    assert "oauth-protected-resource/api/v1/mcp" in challenge
+    strong = auth.access_tokens.issue(
+        subject="a", client_id="c", scopes=["mcp", "files:write"], audience=audience, grant_id="g"
+    )
+    ok = await http.get("/api/v1/mcp", headers={"Authorization": f"Bearer {strong.token}"})
+    assert ok.status_code == 200
+    assert ok.json() == {"sub": "a", "sdk_subject": "a"}
+
+
+async def test_a_host_mounted_under_a_path_prefix_serves_its_path_suffixed_resource_metadata(
+    scoped_app: tuple[EmbeddedAuthServer, httpx.AsyncClient],
+) -> None:
+    _, http = scoped_app
+    unauthorized = await http.get("/api/v1/mcp")
+    assert 'resource_metadata="http://127.0.0.1:8000/.well-known/oauth-protected-resource/api/v1/mcp"' in (
+        _challenge(unauthorized)
+    )
+    assert 'scope="files:write mcp"' in _challenge(unauthorized)
+    metadata = await http.get("/.well-known/oauth-protected-resource/api/v1/mcp")
+    assert metadata.json()["resource"] == "http://127.0.0.1:8000/api/v1/mcp"
+
+
+async def test_the_sdk_auth_context_carries_our_principal(harness: Harness) -> None:
+    client = await harness.register()
+    tokens = await harness.tokens_for(client["client_id"], subject="dora")
+    verifier = harness.auth.token_verifier()
+    access = await verifier.verify_token(tokens["access_token"])
+    assert access is not None
+    assert access.client_id == client["client_id"]
+    assert access.subject == "dora"
+    assert access.resource == RESOURCE
+    assert access.scopes == ["mcp"]
+    assert await verifier.verify_token("garbage") is None
+    harness.clock.advance(timedelta(hours=2).total_seconds())
+    assert await verifier.verify_token(tokens["access_token"]) is None
+
+
+async def test_a_revoked_grant_is_refused_even_for_a_cached_token(harness: Harness) -> None:
+    client = await harness.register()
+    tokens = await harness.tokens_for(client["client_id"])
+    assert (await harness.call_mcp(tokens["access_token"])).status_code == 200
+    grant_id = jwt.decode(tokens["access_token"], options={"verify_signature": False})["gid"]
+    await harness.auth.grants.revoke_grant(grant_id, reason="test")
+    response = await harness.call_mcp(tokens["access_token"])
+    assert response.status_code == 401
+    assert "revoked" in response.json()["error_description"]

@@ -1,0 +1,103 @@
+"""GET /oauth/callback: state consumed once, bound to the browser, upstream answers checked."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.harness import ISSUER, PKCE, REDIRECT_URI, Harness, query_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def _upstream_redirect(harness: Harness) -> str:
+    """Consent given; returns the URL of the upstream's authorization endpoint we were sent to."""
+    client = await harness.register()
+    page = await harness.http.get(harness.authorize_url(client["client_id"], PKCE()))
+    match = re.search(r'name="ticket" value="([^"]+)"', page.text)
+    assert match
+    response = await harness.http.post("/oauth/consent", data={"ticket": match.group(1), "decision": "approve"})
+    location: str = response.headers["location"]
+    return location
+
+
+async def _upstream_login(harness: Harness, upstream_authorize_url: str, subject: str = "carol") -> str:
+    """Log in at the real mock upstream; returns our callback URL it redirects to."""
+    async with httpx.AsyncClient() as upstream_browser:
+        response = await upstream_browser.post(upstream_authorize_url, data={"sub": subject})
+    assert response.status_code == 302, response.text
+    location: str = response.headers["location"]
+    assert location.startswith(f"{ISSUER}/oauth/callback")
+    return location
+
+
+async def test_the_callback_mints_our_code_and_returns_it_with_state_and_iss(harness: Harness) -> None:
+    callback = await _upstream_login(harness, await _upstream_redirect(harness))
+    response = await harness.http.get(callback)
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT_URI)
+    query = query_of(location)
+    assert query["state"] == "client-state-123"
+    assert query["iss"] == ISSUER
+    assert len(query["code"]) >= 43
+
+
+async def test_the_upstream_state_is_consumed_once(harness: Harness) -> None:
+    callback = await _upstream_login(harness, await _upstream_redirect(harness))
+    assert (await harness.http.get(callback)).status_code == 302
+    replay = await harness.http.get(callback)
+    assert replay.status_code == 400
+    assert "location" not in replay.headers
+
+
+async def test_a_callback_in_another_browser_is_refused_without_redirecting(harness: Harness) -> None:
+    callback = await _upstream_login(harness, await _upstream_redirect(harness))
+    harness.http.cookies.clear()
+    response = await harness.http.get(callback)
+    assert response.status_code == 403
+    assert "location" not in response.headers
+
+
+async def test_an_unknown_or_missing_state_gets_an_error_page(harness: Harness) -> None:
+    for url in ("/oauth/callback?code=abc&state=forged", "/oauth/callback?code=abc"):
+        response = await harness.http.get(url)
+        assert response.status_code == 400
+        assert "location" not in response.headers
+
+
+async def test_an_upstream_error_returns_access_denied_to_the_client(harness: Harness) -> None:
+    upstream = await _upstream_redirect(harness)
+    state = query_of(upstream)["state"]
+    response = await harness.http.get(f"/oauth/callback?error=access_denied&state={state}")
+    assert response.status_code == 302
+    query = query_of(response.headers["location"])
+    assert (query["error"], query["state"], query["iss"]) == ("access_denied", "client-state-123", ISSUER)
+
+
+async def test_an_upstream_outage_error_returns_temporarily_unavailable(harness: Harness) -> None:
+    state = query_of(await _upstream_redirect(harness))["state"]
+    response = await harness.http.get(f"/oauth/callback?error=temporarily_unavailable&state={state}")
+    assert query_of(response.headers["location"])["error"] == "temporarily_unavailable"
+
+
+async def test_a_response_naming_another_issuer_is_a_mix_up_and_denied(harness: Harness) -> None:
+    callback = await _upstream_login(harness, await _upstream_redirect(harness))
+    response = await harness.http.get(callback + "&iss=https%3A%2F%2Fattacker.example")
+    assert query_of(response.headers["location"])["error"] == "access_denied"
+
+
+async def test_a_forged_upstream_code_is_access_denied(harness: Harness) -> None:
+    state = query_of(await _upstream_redirect(harness))["state"]
+    response = await harness.http.get(f"/oauth/callback?code=forged-code&state={state}")
+    assert response.status_code == 302
+    assert query_of(response.headers["location"])["error"] == "access_denied"
+
+
+async def test_a_login_that_takes_longer_than_the_login_ttl_must_start_again(harness: Harness) -> None:
+    callback = await _upstream_login(harness, await _upstream_redirect(harness))
+    harness.clock.advance(601)
+    response = await harness.http.get(callback)
+    assert response.status_code == 400

@@ -1,0 +1,114 @@
+"""POST /oauth/register: RFC 7591 for MCP clients, and every rejection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mcp_authserver._crypto import credential_hash
+from tests.conftest import FakeClock
+from tests.harness import Harness, running_harness
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_public_client_is_registered_without_a_secret(harness: Harness) -> None:
+    response = await harness.http.post(
+        "/oauth/register",
+        json={"redirect_uris": ["http://127.0.0.1:3000/cb"], "token_endpoint_auth_method": "none", "client_name": "C"},
+    )
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_endpoint_auth_method"] == "none"
+    assert "client_secret" not in body
+    assert body["redirect_uris"] == ["http://127.0.0.1:3000/cb"]
+    assert body["grant_types"] == ["authorization_code", "refresh_token"]
+    assert body["client_name"] == "C"
+    assert not body["client_id"].startswith("https://")
+
+
+async def test_an_omitted_auth_method_registers_a_confidential_client_whose_secret_is_stored_hashed(
+    harness: Harness,
+) -> None:
+    body = (await harness.http.post("/oauth/register", json={"redirect_uris": ["https://app.example/cb"]})).json()
+    assert body["token_endpoint_auth_method"] == "client_secret_basic"
+    assert body["client_secret_expires_at"] == 0
+    stored = await harness.auth.storage.get_client(body["client_id"])
+    assert stored is not None
+    assert stored.client_secret_hash == credential_hash(body["client_secret"])
+    assert body["client_secret"] not in repr(stored)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["cursor://anysphere.cursor-retrieval/oauth/callback", "vscode://vscode.github-authentication/did-authenticate",
+     "http://localhost:33418/", "http://[::1]:8080/cb", "https://claude.ai/api/mcp/auth_callback"],
+)  # fmt: skip
+async def test_native_loopback_and_https_redirect_uris_are_accepted(harness: Harness, uri: str) -> None:
+    response = await harness.http.post(
+        "/oauth/register", json={"redirect_uris": [uri], "token_endpoint_auth_method": "none"}
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ({"redirect_uris": ["https://app.example/cb#frag"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["javascript:alert(1)"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["data:text/html,hi"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["file:///etc/passwd"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["http://evil.example/cb"]}, "invalid_redirect_uri"),
+        ({"redirect_uris": []}, "invalid_redirect_uri"),
+        ({}, "invalid_redirect_uri"),
+        ({"redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"]}, "invalid_client_metadata"),
+        ({"redirect_uris": ["https://a.example/cb"], "grant_types": ["client_credentials"]}, "invalid_client_metadata"),
+        ({"redirect_uris": ["https://a.example/cb"], "response_types": ["token"]}, "invalid_client_metadata"),
+        ({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"},
+         "invalid_client_metadata"),
+        ({"redirect_uris": ["https://a.example/cb"], "client_name": 42}, "invalid_client_metadata"),
+    ],
+)  # fmt: skip
+async def test_unacceptable_metadata_is_refused_with_the_rfc7591_error(
+    harness: Harness, metadata: dict[str, Any], error: str
+) -> None:
+    response = await harness.http.post("/oauth/register", json=metadata)
+    assert response.status_code == 400
+    assert response.json()["error"] == error
+
+
+async def test_malformed_bodies_are_invalid_requests_not_server_errors(harness: Harness) -> None:
+    not_json = await harness.http.post("/oauth/register", content=b"{", headers={"Content-Type": "application/json"})
+    assert (not_json.status_code, not_json.json()["error"]) == (400, "invalid_request")
+    a_list = await harness.http.post("/oauth/register", json=["https://a.example/cb"])
+    assert (a_list.status_code, a_list.json()["error"]) == (400, "invalid_request")
+    form = await harness.http.post("/oauth/register", data={"redirect_uris": "https://a.example/cb"})
+    assert (form.status_code, form.json()["error"]) == (400, "invalid_request")
+
+
+async def test_an_oversized_body_is_refused_with_413(harness: Harness) -> None:
+    huge = {"redirect_uris": ["https://a.example/cb"], "client_name": "x" * 70_000}
+    response = await harness.http.post("/oauth/register", json=huge)
+    assert response.status_code == 413
+    assert response.json()["error"] == "invalid_request"
+
+
+async def test_registration_can_be_turned_off(clock: FakeClock, upstream_url: str) -> None:
+    async with running_harness(clock, upstream_url, registration={"enabled": False}) as harness:
+        response = await harness.http.post("/oauth/register", json={"redirect_uris": ["https://a.example/cb"]})
+        assert response.status_code == 404
+        metadata = (await harness.http.get("/.well-known/oauth-authorization-server")).json()
+        assert "registration_endpoint" not in metadata
+
+
+async def test_an_unused_registration_expires_and_a_used_one_is_renewed(harness: Harness) -> None:
+    idle = await harness.register()
+    active = await harness.register()
+    await harness.tokens_for(active["client_id"])
+    harness.clock.advance(29 * 86400)
+    await harness.tokens_for(active["client_id"])
+    harness.clock.advance(2 * 86400)
+    assert await harness.auth.clients.get(idle["client_id"]) is None
+    assert await harness.auth.clients.get(active["client_id"]) is not None
