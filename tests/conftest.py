@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
 
 import authlib.deprecate
 import pytest
@@ -34,3 +35,12 @@ def anyio_backend() -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def upstream_url() -> Iterator[str]:
+    """The real development OpenID provider (oidc-provider-mock) on a free loopback port."""
+    from mcp_authserver.demo import running_upstream
+
+    with running_upstream(0) as url:
+        yield url

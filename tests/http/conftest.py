@@ -1,19 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from mcp_authserver.demo import running_upstream
 from tests.conftest import FakeClock
 from tests.harness import Harness, running_harness
-
-
-@pytest.fixture(scope="session")
-def upstream_url() -> Iterator[str]:
-    """The real development OpenID provider (oidc-provider-mock) on a free loopback port."""
-    with running_upstream(0) as url:
-        yield url
 
 
 @pytest.fixture

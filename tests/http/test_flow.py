@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jwt
 import pytest
 
@@ -53,3 +55,28 @@ async def test_the_user_upstream_tokens_are_kept_for_the_grant_and_never_sent_to
     assert upstream.refresh_token
     assert upstream.access_token not in str(body)
     assert upstream.refresh_token not in str(body)
+
+
+async def test_no_code_token_or_secret_reaches_the_server_logs(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mcp_authserver")
+    client = await harness.register(token_endpoint_auth_method="client_secret_post")
+    pkce = PKCE()
+    landed = await harness.login(client["client_id"], pkce)
+    tokens = (
+        await harness.redeem(client["client_id"], landed["code"], pkce, client_secret=client["client_secret"])
+    ).json()
+    grant_id = jwt.decode(tokens["access_token"], options={"verify_signature": False})["gid"]
+    upstream = await harness.auth.upstream_tokens.get_upstream_tokens(grant_id)
+    assert upstream is not None
+    assert upstream.refresh_token is not None
+    replay = await harness.redeem(client["client_id"], landed["code"], pkce, client_secret=client["client_secret"])
+    assert replay.status_code == 400
+    secrets = [landed["code"], tokens["access_token"], tokens["refresh_token"], client["client_secret"], pkce.verifier,
+               upstream.access_token, upstream.refresh_token]  # fmt: skip
+    records = [r for r in caplog.records if r.name.startswith("mcp_authserver")]
+    assert any(getattr(r, "event", "") == "grant.revoked" for r in records)
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in records)
+    for secret in secrets:
+        assert secret not in text

@@ -1,0 +1,93 @@
+"""EmbeddedAuthServer as a host uses it: routes, one app, mounting, lifecycle, keys from files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from mcp_authserver import ConfigurationError, EmbeddedAuthServer, SigningKey
+from mcp_authserver.demo import demo_settings
+from mcp_authserver.tokens.access import AccessTokenVerifier
+
+pytestmark = pytest.mark.anyio
+
+
+def _server(**overrides: object) -> EmbeddedAuthServer:
+    return EmbeddedAuthServer(
+        demo_settings(host="127.0.0.1", port=8000, upstream_url="http://127.0.0.1:9", **overrides)
+    )
+
+
+def test_routes_name_the_oauth_prefix_and_every_well_known_path() -> None:
+    assert set(_server().routes) == {
+        "/oauth/",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    }
+
+
+async def test_the_single_app_answers_every_route_and_nothing_else() -> None:
+    auth = _server()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=auth.app), base_url="http://127.0.0.1:8000") as http:
+        for path in auth.routes:
+            if not path.endswith("/"):
+                assert (await http.get(path)).status_code == 200, path
+        assert (await http.get("/oauth/nothing-here")).status_code == 404
+        assert (await http.get("/.well-known/something-else")).status_code == 404
+        assert (await http.post("/oauth/token", data={})).status_code == 400
+
+
+async def test_register_puts_the_routes_in_front_of_a_host_router() -> None:
+    auth = _server()
+    host = Starlette()
+    auth.register(host)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://127.0.0.1:8000") as http:
+        assert (await http.get("/.well-known/oauth-authorization-server")).status_code == 200
+        assert (await http.post("/oauth/token", data={"grant_type": "x"})).json()["error"] == "unsupported_grant_type"
+
+
+async def test_closing_is_idempotent_and_async_with_closes() -> None:
+    auth = _server()
+    async with auth as entered:
+        assert entered is auth
+    await auth.aclose()
+    other = _server()
+    async with other.lifespan():
+        pass
+    await other.aclose()
+
+
+def test_an_ephemeral_key_is_announced_once_at_startup(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="mcp_authserver"):
+        _server()
+    warnings = [r for r in caplog.records if getattr(r, "event", "") == "startup.ephemeral_key"]
+    assert len(warnings) == 1
+
+
+async def test_keys_from_files_rotate_without_logging_anyone_out(tmp_path: Path) -> None:
+    old, new = SigningKey.generate("ES256"), SigningKey.generate("RS256")
+    (tmp_path / "old.pem").write_bytes(old.to_pem())
+    (tmp_path / "new.pem").write_bytes(new.to_pem())
+    before = _server(tokens={"signing_key_files": [str(tmp_path / "old.pem")]})
+    issued = before.access_tokens.issue(
+        subject="a", client_id="c", scopes=["mcp"], audience=before.settings.resource, grant_id="g"
+    )
+    after = _server(tokens={"signing_key_files": f"{tmp_path / 'new.pem'},{tmp_path / 'old.pem'}"})
+    assert after.key_provider.signing_key.kid == new.kid
+    assert [key["kid"] for key in after.key_provider.jwks()["keys"]] == [new.kid, old.kid]
+    verifier: AccessTokenVerifier = after.verifier
+    assert verifier.verify(issued.token).subject == "a"
+
+
+def test_an_unreadable_key_file_fails_at_construction(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    with pytest.raises(ConfigurationError, match=r"bad\.pem"):
+        _server(tokens={"signing_key_files": [str(bad)]})

@@ -1,0 +1,219 @@
+"""The upstream client's checks on what the IdP sends back.
+
+The real mock upstream always answers correctly, so the refusals are produced by a scripted IdP
+behind `httpx.MockTransport`: the one place this suite fakes a peer.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import jwt
+import pytest
+
+from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
+from mcp_authserver.settings import UpstreamSettings
+from mcp_authserver.tokens.keys import SigningKey
+from mcp_authserver.upstream.provider import UpstreamProvider
+
+pytestmark = pytest.mark.anyio
+
+ISSUER = "https://idp.example"
+CLIENT_ID = "our-client"
+NONCE = "the-nonce"
+
+
+@dataclass
+class ScriptedIdP:
+    key: SigningKey = field(default_factory=lambda: SigningKey.generate("RS256"))
+    id_claims: dict[str, Any] = field(default_factory=dict)
+    id_header: dict[str, Any] = field(default_factory=dict)
+    signing_key: SigningKey | None = None
+    token_status: int = 200
+    token_body: dict[str, Any] | None = None
+    discovery_issuer: str = ISSUER
+    userinfo: dict[str, Any] = field(default_factory=lambda: {"id": 4242, "login": "octocat"})
+    token_requests: list[httpx.Request] = field(default_factory=list)
+
+    def id_token(self) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "sub": "user-1", "aud": CLIENT_ID, "exp": now + 300, "iat": now, "nonce": NONCE}
+        claims.update(self.id_claims)
+        key = self.signing_key or self.key
+        headers = {"kid": key.kid, **self.id_header}
+        algorithm = headers.pop("alg", key.algorithm)
+        return jwt.encode(claims, key.private_key, algorithm=algorithm, headers=headers)
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/.well-known/openid-configuration":
+            return httpx.Response(200, json={
+                "issuer": self.discovery_issuer, "authorization_endpoint": f"{ISSUER}/authorize",
+                "token_endpoint": f"{ISSUER}/token", "jwks_uri": f"{ISSUER}/jwks",
+                "userinfo_endpoint": f"{ISSUER}/userinfo", "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            })  # fmt: skip
+        if path == "/jwks":
+            return httpx.Response(200, json={"keys": [self.key.public_jwk]})
+        if path == "/token":
+            self.token_requests.append(request)
+            if self.token_body is not None:
+                return httpx.Response(self.token_status, json=self.token_body)
+            body = {"access_token": "upstream-at", "token_type": "Bearer", "expires_in": 600,
+                    "refresh_token": "upstream-rt", "id_token": self.id_token()}  # fmt: skip
+            return httpx.Response(self.token_status, json=body)
+        if path == "/userinfo":
+            return httpx.Response(200, json=self.userinfo)
+        return httpx.Response(404)
+
+
+def _provider(idp: ScriptedIdP, **settings: Any) -> UpstreamProvider:
+    values: dict[str, Any] = {"issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": "s3cr:t/+"}
+    values.update(settings)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(idp.handler))
+    return UpstreamProvider(UpstreamSettings(**values), http=http, redirect_uri="https://as.example/oauth/callback")
+
+
+async def test_a_valid_id_token_identifies_the_user_and_keeps_the_upstream_tokens() -> None:
+    idp = ScriptedIdP()
+    identity = await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    assert identity.subject == "user-1"
+    assert identity.tokens.access_token == "upstream-at"
+    assert identity.tokens.refresh_token == "upstream-rt"
+    assert identity.tokens.expires_at is not None
+
+
+async def test_the_client_secret_is_form_encoded_before_basic_authentication() -> None:
+    idp = ScriptedIdP()
+    await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    authorization = idp.token_requests[0].headers["authorization"]
+    decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+    assert decoded == "our-client:s3cr%3At%2F%2B"
+    form = parse_qs(idp.token_requests[0].content.decode())
+    assert form["code_verifier"] == ["v" * 43]
+    assert form["redirect_uri"] == ["https://as.example/oauth/callback"]
+    assert "client_secret" not in form
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"nonce": "another-login"},
+        {"nonce": None},
+        {"aud": "someone-else"},
+        {"aud": [CLIENT_ID, "other"], "azp": "other"},
+        {"iss": "https://evil.example"},
+        {"exp": int(time.time()) - 3600},
+        {"iat": None},
+    ],
+)
+async def test_an_id_token_that_fails_a_check_is_access_denied(claims: dict[str, Any]) -> None:
+    idp = ScriptedIdP(id_claims=claims)
+    with pytest.raises(AccessDeniedError):
+        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+async def test_an_id_token_signed_by_an_unpublished_key_is_access_denied() -> None:
+    idp = ScriptedIdP(signing_key=SigningKey.generate("RS256"))
+    with pytest.raises(AccessDeniedError):
+        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+async def test_an_hmac_signed_id_token_is_refused_whatever_its_key() -> None:
+    idp = ScriptedIdP()
+    secret = "s3cr:t/+" * 8  # a long enough HMAC key; the algorithm alone must be enough to refuse it
+    token = jwt.encode({"iss": ISSUER, "sub": "x", "aud": CLIENT_ID, "nonce": NONCE}, secret, algorithm="HS256")
+    idp.token_body = {"access_token": "at", "id_token": token}
+    with pytest.raises(AccessDeniedError):
+        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+async def test_a_missing_id_token_from_an_oidc_upstream_is_access_denied() -> None:
+    idp = ScriptedIdP(token_body={"access_token": "at", "token_type": "Bearer"})
+    with pytest.raises(AccessDeniedError):
+        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+async def test_a_discovery_document_naming_another_issuer_is_refused() -> None:
+    idp = ScriptedIdP(discovery_issuer="https://evil.example")
+    with pytest.raises(UpstreamError):
+        await _provider(idp).metadata()
+
+
+@pytest.mark.parametrize(("status", "body", "error"), [
+    (500, {"error": "server_error"}, UpstreamError),
+    (503, {}, UpstreamError),
+    (400, {"error": "invalid_grant"}, AccessDeniedError),
+    (400, {"error": "temporarily_unavailable"}, UpstreamError),
+    (200, {"token_type": "Bearer"}, UpstreamError),
+])  # fmt: skip
+async def test_token_endpoint_failures_map_to_outage_or_refusal(
+    status: int, body: dict[str, Any], error: type[Exception]
+) -> None:
+    idp = ScriptedIdP(token_status=status, token_body=body)
+    with pytest.raises(error):
+        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+async def test_an_unreachable_upstream_is_an_upstream_error_without_secrets_in_the_message() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    settings = UpstreamSettings(issuer=ISSUER, client_id=CLIENT_ID, client_secret="very-secret")
+    provider = UpstreamProvider(
+        settings, http=httpx.AsyncClient(transport=httpx.MockTransport(refuse)), redirect_uri="https://as/cb"
+    )
+    with pytest.raises(UpstreamError) as raised:
+        await provider.exchange_code(code="the-code", code_verifier="v" * 43, nonce=NONCE)
+    assert "very-secret" not in str(raised.value)
+    assert "the-code" not in str(raised.value)
+
+
+async def test_a_plain_oauth2_upstream_identifies_the_user_by_a_userinfo_claim() -> None:
+    idp = ScriptedIdP(token_body={"access_token": "gho_x", "token_type": "bearer", "scope": "read:user"})
+    provider = _provider(
+        idp,
+        issuer=None,
+        authorization_endpoint=f"{ISSUER}/authorize",
+        token_endpoint=f"{ISSUER}/token",
+        userinfo_endpoint=f"{ISSUER}/userinfo",
+        scopes=["read:user"],
+        subject_claim="id",
+        token_endpoint_auth_method="client_secret_post",
+    )
+    identity = await provider.exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    assert identity.subject == "4242"
+    form = parse_qs(idp.token_requests[0].content.decode())
+    assert form["client_secret"] == ["s3cr:t/+"]
+    url = await provider.authorization_url(state="st", code_challenge="ch", nonce="n")
+    assert "nonce" not in parse_qs(url.split("?", 1)[1])
+
+
+async def test_the_authorization_url_carries_our_state_pkce_nonce_and_extra_parameters() -> None:
+    provider = _provider(ScriptedIdP(), extra_authorize_params={"prompt": "consent", "access_type": "offline"})
+    url = await provider.authorization_url(state="st", code_challenge="ch", nonce="n")
+    query = parse_qs(url.split("?", 1)[1])
+    assert url.startswith(f"{ISSUER}/authorize?")
+    assert query["state"] == ["st"]
+    assert query["code_challenge"] == ["ch"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["nonce"] == ["n"]
+    assert query["access_type"] == ["offline"]
+    assert query["scope"] == ["openid profile email"]
+
+
+async def test_a_refused_refresh_token_is_an_upstream_refresh_error() -> None:
+    idp = ScriptedIdP(token_status=400, token_body={"error": "invalid_grant"})
+    with pytest.raises(UpstreamRefreshError):
+        await _provider(idp).refresh("old-rt")
+
+
+async def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one() -> None:
+    idp = ScriptedIdP(token_body={"access_token": "new-at", "expires_in": 60})
+    tokens = await _provider(idp).refresh("old-rt")
+    assert (tokens.access_token, tokens.refresh_token) == ("new-at", "old-rt")
