@@ -73,12 +73,19 @@ class _Table(Generic[K, V]):
         return len(self._cache)
 
 
+# How many superseded refresh tokens of one family stay recognisable (a replay of one is "reused").
+# Older ones are forgotten: their replay is merely "unknown". Bounds the index per login.
+RETIRED_PER_FAMILY = 32
+
+
 @dataclass(frozen=True, slots=True)
 class _Family:
     grant: GrantRecord
     current: str
     previous: tuple[str, ...] = ()
     rotated_at: float | None = None
+    retired: tuple[str, ...] = ()
+    """Superseded hashes still in the refresh index, oldest first."""
 
 
 class InMemoryStorage:
@@ -152,13 +159,29 @@ class InMemoryStorage:
         if grant_id is None or family is None:
             return RotationResult("unknown")
         if presented_hash == family.current:
-            updated = replace(family, current=new_hash, previous=(presented_hash,), rotated_at=now)
+            previous: tuple[str, ...] = (presented_hash,)
+            rotated_at: float | None = now
             outcome: RotationResult = RotationResult("rotated", family.grant)
-        elif grace > 0 and presented_hash in family.previous and now - (family.rotated_at or now) <= grace:
-            updated = replace(family, current=new_hash, previous=(*family.previous, family.current))
+        elif (
+            grace > 0
+            and presented_hash in family.previous
+            and family.rotated_at is not None
+            and now - family.rotated_at <= grace
+        ):
+            previous, rotated_at = (*family.previous, family.current), family.rotated_at
             outcome = RotationResult("retry", family.grant)
         else:
             return RotationResult("reused", family.grant)
+        retired = (*family.retired, family.current)
+        if len(retired) > RETIRED_PER_FAMILY:
+            # Tokens still inside the grace window stay; the oldest others are forgotten.
+            old, recent = retired[:-RETIRED_PER_FAMILY], retired[-RETIRED_PER_FAMILY:]
+            kept = tuple(h for h in old if h in previous)
+            for forgotten in old:
+                if forgotten not in previous:
+                    self._refresh.pop(forgotten)
+            retired = (*kept, *recent)
+        updated = replace(family, current=new_hash, previous=previous, rotated_at=rotated_at, retired=retired)
         expires_at = min(now + ttl, family.grant.expires_at)
         self._families.put_until(grant_id, updated, expires_at)
         self._refresh.put_until(new_hash, grant_id, expires_at)
@@ -170,7 +193,11 @@ class InMemoryStorage:
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
         family = self._families.pop(grant_id)
         self._upstream.pop(grant_id)
-        return None if family is None else family.grant
+        if family is None:
+            return None
+        for refresh_hash in (*family.retired, family.current):
+            self._refresh.pop(refresh_hash)
+        return family.grant
 
     # RevocationStore
     async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:

@@ -83,7 +83,8 @@ class GrantStore(Protocol):
         - presented is current: rotate (`rotated`);
         - presented was replaced at most `grace` seconds ago (grace > 0): a retry, `new_hash` becomes current
           (`retry`); the window is measured from the first rotation, so retries do not extend it;
-        - presented belongs to the family otherwise: `reused`, nothing changes (the caller revokes);
+        - presented belongs to the family otherwise (including a replay within the window of a token whose
+          successor has since been rotated again): `reused`, nothing changes (the caller revokes);
         - presented is unknown or its grant is gone: `unknown`.
         """
 

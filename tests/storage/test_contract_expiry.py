@@ -1,0 +1,201 @@
+"""The storage contract's TTLs: "every record expires on its TTL", checked by moving the test's clock.
+
+These tests need a backend that reads time from the injected clock. A backend whose expiry runs on
+the server's own time (e.g. Redis TTLs) cannot pass them as written: skip this module for it (or give
+it a clock-aware variant) rather than sleeping here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_authserver.storage import Storage
+from tests.conftest import FakeClock
+from tests.storage import builders
+from tests.storage.builders import DAY, LONG_TTL, new_hash, new_id
+
+pytestmark = pytest.mark.anyio
+
+TTL = 60.0
+GRACE = 10.0
+
+
+async def test_a_client_with_a_ttl_expires_after_it(storage: Storage, clock: FakeClock) -> None:
+    client = builders.client()
+    await storage.put_client(client, ttl=TTL)
+
+    clock.advance(TTL - 1)
+    before = await storage.get_client(client.client_id)
+    clock.advance(2)
+    after = await storage.get_client(client.client_id)
+
+    assert before is not None
+    assert after is None
+
+
+async def test_a_client_without_ttl_never_expires(storage: Storage, clock: FakeClock) -> None:
+    client = builders.client()
+    await storage.put_client(client, ttl=None)
+
+    clock.advance(100 * 365 * DAY)
+
+    assert await storage.get_client(client.client_id) is not None
+
+
+async def test_putting_a_client_again_restarts_its_ttl(storage: Storage, clock: FakeClock) -> None:
+    client = builders.client()
+    await storage.put_client(client, ttl=TTL)
+    clock.advance(TTL - 1)
+
+    await storage.put_client(client, ttl=TTL)
+    clock.advance(TTL - 1)
+
+    assert await storage.get_client(client.client_id) is not None
+
+
+async def test_an_expired_consent_ticket_cannot_be_consumed(storage: Storage, clock: FakeClock) -> None:
+    live, expired = new_hash(), new_hash()
+    await storage.put_consent_ticket(expired, builders.consent_ticket(), ttl=TTL)
+    await storage.put_consent_ticket(live, builders.consent_ticket(), ttl=3 * TTL)
+
+    clock.advance(TTL + 1)
+
+    assert await storage.consume_consent_ticket(expired) is None
+    assert await storage.consume_consent_ticket(live) is not None
+
+
+async def test_an_expired_pending_login_cannot_be_consumed(storage: Storage, clock: FakeClock) -> None:
+    live, expired = new_hash(), new_hash()
+    await storage.put_pending_login(expired, builders.pending_login(), ttl=TTL)
+    await storage.put_pending_login(live, builders.pending_login(), ttl=3 * TTL)
+
+    clock.advance(TTL + 1)
+
+    assert await storage.consume_pending_login(expired) is None
+    assert await storage.consume_pending_login(live) is not None
+
+
+async def test_an_unused_code_expires_after_its_ttl_and_can_no_longer_be_marked(
+    storage: Storage, clock: FakeClock
+) -> None:
+    code_hash = new_hash()
+    await storage.put_code(code_hash, builders.code(clock.now), ttl=TTL)
+
+    clock.advance(TTL - 1)
+    before = await storage.get_code(code_hash)
+    clock.advance(2)
+
+    assert before is not None
+    assert await storage.get_code(code_hash) is None
+    assert await storage.mark_code_used(code_hash, ttl=LONG_TTL) is False
+
+
+async def test_a_used_code_marker_lasts_for_the_marking_ttl_then_expires(storage: Storage, clock: FakeClock) -> None:
+    code_hash, marker_ttl = new_hash(), 10 * TTL
+    await storage.put_code(code_hash, builders.code(clock.now), ttl=TTL)
+    await storage.mark_code_used(code_hash, ttl=marker_ttl)
+
+    clock.advance(marker_ttl - 1)  # long past the code's own TTL
+    replayed = await storage.get_code(code_hash)
+    clock.advance(2)
+
+    assert replayed is not None
+    assert replayed.used is True
+    assert await storage.get_code(code_hash) is None
+
+
+async def test_a_grant_expires_after_its_idle_ttl_with_its_refresh_tokens(storage: Storage, clock: FakeClock) -> None:
+    grant, refresh = builders.grant(clock.now), new_hash()
+    await storage.put_grant(grant, refresh, ttl=TTL)
+
+    clock.advance(TTL - 1)
+    before = await storage.get_grant(grant.grant_id)
+    clock.advance(2)
+
+    assert before is not None
+    assert await storage.get_grant(grant.grant_id) is None
+    result = await storage.rotate_refresh_token(refresh, new_hash(), now=clock.now, grace=GRACE, ttl=TTL)
+    assert result.outcome == "unknown"
+
+
+async def test_a_family_never_outlives_the_grants_expires_at(storage: Storage, clock: FakeClock) -> None:
+    grant, first, second = builders.grant(clock.now, lifetime=10 * TTL), new_hash(), new_hash()
+    await storage.put_grant(grant, first, ttl=LONG_TTL)
+    clock.advance(5 * TTL)
+    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+
+    clock.advance(5 * TTL - 1)
+    before = await storage.get_grant(grant.grant_id)
+    clock.advance(2)  # past grant.expires_at, far within the idle TTL
+
+    assert before is not None
+    assert await storage.get_grant(grant.grant_id) is None
+    result = await storage.rotate_refresh_token(second, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    assert result.outcome == "unknown"
+
+
+async def test_a_grant_stored_with_a_ttl_past_its_expires_at_is_gone_at_expires_at(
+    storage: Storage, clock: FakeClock
+) -> None:
+    grant = builders.grant(clock.now, lifetime=TTL)
+    await storage.put_grant(grant, None, ttl=LONG_TTL)
+
+    clock.advance(TTL + 1)
+
+    assert await storage.get_grant(grant.grant_id) is None
+
+
+async def test_rotation_extends_the_idle_ttl(storage: Storage, clock: FakeClock) -> None:
+    grant, first, second, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
+    await storage.put_grant(grant, first, ttl=TTL)
+    clock.advance(TTL - 10)
+
+    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=TTL)
+    clock.advance(TTL - 10)  # past the first TTL, within the one the rotation started
+
+    assert await storage.get_grant(grant.grant_id) is not None
+    result = await storage.rotate_refresh_token(second, third, now=clock.now, grace=GRACE, ttl=TTL)
+    assert result.outcome == "rotated"
+
+
+async def test_revocations_expire_after_their_ttl(storage: Storage, clock: FakeClock) -> None:
+    grant_id, token_id = new_id(), new_id()
+    await storage.revoke_grant(grant_id, ttl=TTL)
+    await storage.revoke_access_token(token_id, ttl=TTL)
+
+    clock.advance(TTL - 1)
+    grant_before = await storage.is_revoked(grant_id, new_id())
+    token_before = await storage.is_revoked(new_id(), token_id)
+    clock.advance(2)
+
+    assert grant_before
+    assert token_before
+    assert not await storage.is_revoked(grant_id, new_id())
+    assert not await storage.is_revoked(new_id(), token_id)
+
+
+async def test_upstream_tokens_expire_after_their_ttl(storage: Storage, clock: FakeClock) -> None:
+    grant_id = new_id()
+    await storage.put_upstream_tokens(grant_id, builders.upstream_tokens(clock.now), ttl=TTL)
+
+    clock.advance(TTL - 1)
+    before = await storage.get_upstream_tokens(grant_id)
+    clock.advance(2)
+
+    assert before is not None
+    assert await storage.get_upstream_tokens(grant_id) is None
+
+
+async def test_a_replay_after_grace_is_reuse_even_when_the_rotation_happened_at_time_zero(
+    storage: Storage, clock: FakeClock
+) -> None:
+    clock.now = 0.0  # the epoch of an injected clock, e.g. a monotonic or test one
+    grant, first, second, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
+    await storage.put_grant(grant, first, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    clock.advance(10 * GRACE)
+
+    replay = await storage.rotate_refresh_token(first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+
+    assert replay.outcome == "reused"
+    assert await storage.find_grant_id(stolen) is None

@@ -1,0 +1,77 @@
+"""InMemoryStorage only, beyond the shared contract: its tables are bounded and refuse rather than evict."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_authserver.errors import StorageError
+from mcp_authserver.storage import InMemoryStorage
+from mcp_authserver.storage.memory import RETIRED_PER_FAMILY
+from tests.conftest import FakeClock
+from tests.storage import builders
+from tests.storage.builders import LONG_TTL, new_hash
+
+pytestmark = pytest.mark.anyio
+
+MAX_ENTRIES = 100
+
+
+async def test_a_full_table_refuses_a_new_record_and_keeps_every_live_one(clock: FakeClock) -> None:
+    storage = InMemoryStorage(max_entries=MAX_ENTRIES, clock=clock)
+    clients = [builders.client() for _ in range(MAX_ENTRIES)]
+    for client in clients:
+        await storage.put_client(client, ttl=LONG_TTL)
+
+    with pytest.raises(StorageError):
+        await storage.put_client(builders.client(), ttl=LONG_TTL)
+
+    assert all([await storage.get_client(client.client_id) is not None for client in clients])
+    await storage.put_client(clients[0], ttl=LONG_TTL)  # refreshing a stored record still works
+
+
+async def test_a_full_table_of_codes_refuses_a_new_code_and_keeps_the_stored_ones(clock: FakeClock) -> None:
+    storage = InMemoryStorage(max_entries=MAX_ENTRIES, clock=clock)
+    hashes = [new_hash() for _ in range(MAX_ENTRIES)]
+    for code_hash in hashes:
+        await storage.put_code(code_hash, builders.code(clock.now), ttl=LONG_TTL)
+
+    with pytest.raises(StorageError):
+        await storage.put_code(new_hash(), builders.code(clock.now), ttl=LONG_TTL)
+
+    assert all([await storage.mark_code_used(code_hash, ttl=LONG_TTL) for code_hash in hashes])
+
+
+async def test_expired_entries_free_their_room_in_a_full_table(clock: FakeClock) -> None:
+    storage = InMemoryStorage(max_entries=MAX_ENTRIES, clock=clock)
+    short_lived = [builders.client() for _ in range(MAX_ENTRIES // 2)]
+    long_lived = [builders.client() for _ in range(MAX_ENTRIES - len(short_lived))]
+    for client in short_lived:
+        await storage.put_client(client, ttl=60)
+    for client in long_lived:
+        await storage.put_client(client, ttl=None)
+    clock.advance(61)
+
+    newcomers = [builders.client() for _ in range(len(short_lived))]
+    for client in newcomers:
+        await storage.put_client(client, ttl=LONG_TTL)
+
+    assert all([await storage.get_client(client.client_id) is not None for client in long_lived + newcomers])
+    with pytest.raises(StorageError):
+        await storage.put_client(builders.client(), ttl=LONG_TTL)
+
+
+async def test_one_busy_login_cannot_fill_the_refresh_index(clock: FakeClock) -> None:
+    storage = InMemoryStorage(max_entries=MAX_ENTRIES, clock=clock)
+    grant, current = builders.grant(clock.now), new_hash()
+    await storage.put_grant(grant, current, ttl=LONG_TTL)
+    for _ in range(20 * MAX_ENTRIES):
+        clock.advance(3600)
+        successor = new_hash()
+        result = await storage.rotate_refresh_token(current, successor, now=clock.now, grace=10, ttl=LONG_TTL)
+        assert result.outcome == "rotated"
+        current = successor
+
+    await storage.put_grant(builders.grant(clock.now), new_hash(), ttl=LONG_TTL)  # room is left for others
+    assert len(storage._refresh) <= RETIRED_PER_FAMILY + 2
+    await storage.delete_grant(grant.grant_id)
+    assert len(storage._refresh) == 1
