@@ -277,12 +277,17 @@ def env_name(*loc: str | int) -> str:
 def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = [part for part in error["loc"] if isinstance(part, str) and not part.startswith("function-")]
+        parts = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+        # Past a list index the location is inside a JSON value (MCP_AUTHSERVER_CLIENTS), not a variable.
+        cut = next((i for i, part in enumerate(parts) if isinstance(part, int)), len(parts))
+        loc = [str(part) for part in parts[:cut]]
+        inside = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts[cut:])
         message = str(error["msg"]).removeprefix("Value error, ")
         # A cross-field check fails on its group: name the variables it talks about, not the group.
         for field in _fields_at(loc):
             message = re.sub(rf"\b{field}\b", env_name(*loc, field), message)
-        lines.append(f"{env_name(*loc) if loc else ENV_PREFIX + '*'}: {message}")
+        where = env_name(*loc) if loc else ENV_PREFIX + "*"
+        lines.append(f"{where} ({inside.lstrip('.')}): {message}" if inside else f"{where}: {message}")
     return "invalid settings:\n  " + "\n  ".join(lines)
 
 

@@ -10,7 +10,7 @@ from mcp_authserver.errors import InvalidScopeError
 from mcp_authserver.oauth.urls import is_loopback_host
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def parse_scope(value: str | None) -> tuple[str, ...]:
@@ -18,7 +18,7 @@ def parse_scope(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     tokens = value.split(" ")
-    if any(not _SCOPE_TOKEN.match(token) for token in tokens):
+    if any(not _SCOPE_TOKEN.fullmatch(token) for token in tokens):
         raise InvalidScopeError("scope must be space-separated scope tokens (RFC 6749 §3.3)")
     return tuple(dict.fromkeys(tokens))
 
@@ -28,7 +28,8 @@ def select_scopes(requested: str | None, *, supported: Iterable[str], default: I
     scopes = parse_scope(requested)
     if not scopes:
         return tuple(default)
-    if unknown := [scope for scope in scopes if scope not in set(supported)]:
+    allowed = set(supported)
+    if unknown := [scope for scope in scopes if scope not in allowed]:
         raise InvalidScopeError(f"unsupported scope: {' '.join(unknown)}")
     return scopes
 
@@ -52,7 +53,7 @@ def redirect_uri_matches(registered: str, presented: str) -> bool:
         reg.hostname == pres.hostname
         and reg.path == pres.path
         and reg.query == pres.query
-        and not pres.fragment
+        and "#" not in presented
         and pres.username is None
         and _host_literal(reg.netloc) == _host_literal(pres.netloc)
     )

@@ -7,6 +7,7 @@ typed before it is stored; unknown metadata is ignored (§2).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,9 @@ def validate_redirect_uri(uri: Any) -> str:
     """https anywhere, http only on loopback (RFC 8252 §7.3), or a private-use scheme (§7.1)."""
     if not isinstance(uri, str) or not uri or len(uri) > _MAX_URI:
         raise InvalidRedirectURIError("each redirect URI must be a non-empty string")
+    if any(char <= " " or unicodedata.category(char) == "Cc" for char in uri):
+        # Checked before urlsplit, which silently drops tabs and newlines (bpo-43882).
+        raise InvalidRedirectURIError("redirect URIs must not contain white space or control characters")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if not scheme or not _SCHEME.match(scheme):
@@ -119,7 +123,7 @@ def _text(body: Mapping[str, Any], name: str) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > _MAX_TEXT * (4 if name == "scope" else 1):
         raise InvalidClientMetadataError(f"{name} must be a string of at most {_MAX_TEXT} characters")
-    if any(ord(char) < 0x20 for char in value):
+    if any(unicodedata.category(char) == "Cc" for char in value):
         raise InvalidClientMetadataError(f"{name} must not contain control characters")
     return value
 

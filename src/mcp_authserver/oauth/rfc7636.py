@@ -8,9 +8,9 @@ import re
 from mcp_authserver._crypto import b64url, equals, new_secret
 
 # RFC 7636 §4.1: code-verifier = 43*128unreserved
-_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 # §4.2: BASE64URL(SHA256(verifier)) is always 43 characters.
-_S256_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+_S256_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 
 
 def s256(verifier: str) -> str:
@@ -18,12 +18,12 @@ def s256(verifier: str) -> str:
 
 
 def is_valid_challenge(challenge: str) -> bool:
-    return bool(_S256_CHALLENGE.match(challenge))
+    return bool(_S256_CHALLENGE.fullmatch(challenge))
 
 
 def verify(verifier: str, challenge: str) -> bool:
     """RFC 7636 §4.6, compared in constant time."""
-    return bool(_VERIFIER.match(verifier)) and equals(s256(verifier), challenge)
+    return bool(_VERIFIER.fullmatch(verifier)) and equals(s256(verifier), challenge)
 
 
 def new_verifier() -> str:

@@ -22,8 +22,9 @@ def canonical_url(value: str, *, what: str) -> str:
     """
     parts = urlsplit(value.strip())
     scheme = parts.scheme.lower()
+    # The value is not repeated in messages: it may carry credentials.
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"{what} must be an absolute http(s) URL, got {value!r}")
+        raise ValueError(f"{what} must be an absolute http(s) URL")
     if parts.query or parts.fragment or "#" in value:
         raise ValueError(f"{what} must not have a query or fragment")
     if parts.username is not None or parts.password is not None:
@@ -31,7 +32,10 @@ def canonical_url(value: str, *, what: str) -> str:
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
-    port = parts.port
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{what} has an invalid port") from None
     netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = parts.path
     if path == "/":
