@@ -12,9 +12,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mcp-authserver", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from mcp_authserver import demo
-
-    demo.add_arguments(commands.add_parser("demo", help="run the demo host app with a mock upstream provider"))
+    demo_parser = commands.add_parser("demo", help="run the demo host app with a mock upstream provider")
+    demo_parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo_parser.add_argument("--port", type=int, default=8000, help="port of the host app (default 8000)")
+    demo_parser.add_argument("--upstream-port", type=int, default=8001, help="port of the mock OpenID provider")
+    demo_parser.add_argument("--check", action="store_true", help="log in with the mcp SDK client and exit")
     keys = commands.add_parser("keys", help="signing keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     generate = keys_commands.add_parser("generate", help="print a new PEM private key")
@@ -23,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "demo":
+        try:
+            from mcp_authserver import demo  # needs the "demo" extra and mcp 2.x
+        except ImportError as exc:
+            print(f"the demo needs: pip install 'mcp-authserver[demo]' ({exc})", file=sys.stderr)
+            return 2
         return demo.main(args)
     if args.command == "keys":
         from mcp_authserver.tokens.keys import SigningKey

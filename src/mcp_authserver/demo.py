@@ -241,13 +241,6 @@ Press Ctrl+C to stop.""",
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port of the host app (default 8000)")
-    parser.add_argument("--upstream-port", type=int, default=8001, help="port of the mock OpenID provider (8001)")
-    parser.add_argument("--check", action="store_true", help="run the mcp SDK client through a full login and exit")
-
-
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.check else logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("mcp_authserver").setLevel(logging.WARNING)
