@@ -228,3 +228,16 @@ async def test_the_resource_may_be_omitted_and_defaults_to_the_protected_resourc
     import jwt
 
     assert jwt.decode(response.json()["access_token"], options={"verify_signature": False})["aud"] == RESOURCE
+
+
+async def test_a_storage_fault_after_validation_sends_the_client_temporarily_unavailable(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    async with running_harness(clock, upstream_url, storage={"max_entries": 100}) as harness:
+        client = await harness.register()
+        for _ in range(100):  # fill the consent-ticket table of the memory backend
+            assert (await harness.http.get(harness.authorize_url(client["client_id"], PKCE()))).status_code == 200
+        response = await harness.http.get(harness.authorize_url(client["client_id"], PKCE()))
+        assert response.status_code == 302
+        query = query_of(response.headers["location"])
+        assert (query["error"], query["state"], query["iss"]) == ("temporarily_unavailable", "client-state-123", ISSUER)

@@ -112,3 +112,16 @@ async def test_an_unused_registration_expires_and_a_used_one_is_renewed(harness:
     harness.clock.advance(2 * 86400)
     assert await harness.auth.clients.get(idle["client_id"]) is None
     assert await harness.auth.clients.get(active["client_id"]) is not None
+
+
+async def test_a_full_store_answers_503_temporarily_unavailable_with_retry_after(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    async with running_harness(clock, upstream_url, storage={"max_entries": 100}) as harness:
+        for _ in range(100):
+            await harness.register()
+        response = await harness.http.post("/oauth/register", json={"redirect_uris": ["https://a.example/cb"]})
+        assert response.status_code == 503
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response.headers["retry-after"]
+        assert response.headers["cache-control"] == "no-store"

@@ -17,6 +17,7 @@ from mcp_authserver.errors import (
     AccessDeniedError,
     InvalidRequestError,
     OAuthError,
+    StorageError,
     TemporarilyUnavailableError,
     UnsupportedResponseTypeError,
     UpstreamError,
@@ -53,25 +54,30 @@ class AuthorizationFlow:
             return error_redirect(redirect_uri, exc, state=state, issuer=self.ctx.issuer)
 
         browser_id, is_new = self.browser.ensure(request)
-        if client.client_id in self.trusted:
-            response = await self._start_upstream_login(auth_request, credential_hash(browser_id), status=302)
-        else:
-            ticket = new_secret()
-            await self.ctx.storage.put_consent_ticket(
-                credential_hash(ticket),
-                ConsentTicket(request=auth_request, browser_hash=credential_hash(browser_id)),
-                ttl=self.login_ttl,
-            )
-            response = consent_page.render(
-                service_name=self.ctx.settings.consent.service_name,
-                client=client,
-                request=auth_request,
-                action=self.ctx.endpoints.consent,
-                ticket=ticket,
-            )
+        try:
+            response = await self._ask_consent(client, auth_request, credential_hash(browser_id))
+        except StorageError as exc:
+            response = self._unavailable(auth_request, exc, status=302)
         if is_new:
             self.browser.set(response, browser_id)
         return response
+
+    async def _ask_consent(
+        self, client: ClientRecord, auth_request: AuthorizationRequest, browser_hash: str
+    ) -> Response:
+        if client.client_id in self.trusted:
+            return await self._start_upstream_login(auth_request, browser_hash, status=302)
+        ticket = new_secret()
+        await self.ctx.storage.put_consent_ticket(
+            credential_hash(ticket), ConsentTicket(request=auth_request, browser_hash=browser_hash), ttl=self.login_ttl
+        )
+        return consent_page.render(
+            service_name=self.ctx.settings.consent.service_name,
+            client=client,
+            request=auth_request,
+            action=self.ctx.endpoints.consent,
+            ticket=ticket,
+        )
 
     async def consent(self, request: Request) -> Response:
         params = await read_form(request)
@@ -94,7 +100,10 @@ class AuthorizationFlow:
             )
         logger.info("consent given", extra={"event": "consent.approved", "client_id": auth_request.client_id})
         # 303 turns the browser's POST into a GET at the upstream (RFC 9700 §4.12: never 307).
-        return await self._start_upstream_login(auth_request, ticket.browser_hash, status=303)
+        try:
+            return await self._start_upstream_login(auth_request, ticket.browser_hash, status=303)
+        except StorageError as exc:
+            return self._unavailable(auth_request, exc, status=303)
 
     async def _client_and_redirect(self, params: Params) -> tuple[ClientRecord, str, bool]:
         """Client and redirect URI, or an OAuthError shown as a page (never a redirect)."""
@@ -150,11 +159,15 @@ class AuthorizationFlow:
                 state=state, code_challenge=rfc7636.s256(verifier), nonce=nonce
             )
         except UpstreamError as exc:
-            logger.error("upstream unavailable: %s", exc, extra={"event": "upstream.unavailable"})
-            unavailable = TemporarilyUnavailableError("the identity provider is unreachable; try again shortly")
-            return error_redirect(
-                auth_request.redirect_uri, unavailable, state=auth_request.state, issuer=self.ctx.issuer, status=status
-            )
+            return self._unavailable(auth_request, exc, status=status)
         pending = PendingLogin(request=auth_request, browser_hash=browser_hash, code_verifier=verifier, nonce=nonce)
         await self.ctx.storage.put_pending_login(credential_hash(state), pending, ttl=self.login_ttl)
         return redirect(url, status)
+
+    def _unavailable(self, auth_request: AuthorizationRequest, exc: Exception, *, status: int) -> Response:
+        """The redirect URI is trusted by now: tell the client to retry (RFC 6749 §4.1.2.1)."""
+        logger.error("%s: %s", type(exc).__name__, exc, extra={"event": "authorize.unavailable"})
+        unavailable = TemporarilyUnavailableError("the sign-in cannot proceed right now; try again shortly")
+        return error_redirect(
+            auth_request.redirect_uri, unavailable, state=auth_request.state, issuer=self.ctx.issuer, status=status
+        )
