@@ -12,8 +12,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
-from mcp_authserver import EmbeddedAuthServer, get_principal
+from mcp_authserver import BearerAuthMiddleware, EmbeddedAuthServer, get_principal
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.tokens.keys import SigningKey
 from tests.conftest import FakeClock
@@ -190,3 +191,46 @@ async def test_a_revoked_grant_is_refused_even_for_a_cached_token(harness: Harne
     response = await harness.call_mcp(tokens["access_token"])
     assert response.status_code == 401
     assert "revoked" in response.json()["error_description"]
+
+
+class _CountingRevocations:
+    """A revocation store that cannot tell when revocations happen (epoch -1), counting its questions."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.revoked: set[str] = set()
+
+    @property
+    def revocation_epoch(self) -> int:
+        return -1
+
+    async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:
+        self.revoked.add(grant_id)
+
+    async def revoke_access_token(self, token_id: str, *, ttl: float) -> None:
+        self.revoked.add(token_id)
+
+    async def is_revoked(self, grant_id: str, token_id: str) -> bool:
+        self.asked += 1
+        return grant_id in self.revoked or token_id in self.revoked
+
+
+async def test_a_store_without_a_revocation_epoch_is_asked_on_every_request(clock: FakeClock) -> None:
+    auth = EmbeddedAuthServer(
+        demo_settings(host="127.0.0.1", port=8000, upstream_url="http://127.0.0.1:9"), clock=clock
+    )
+    revocations = _CountingRevocations()
+
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"ok": True})(scope, receive, send)
+
+    app = BearerAuthMiddleware(
+        ok, verifier=auth.verifier, revocations=revocations, resource=RESOURCE, resource_metadata_url=METADATA
+    )
+    token = auth.access_tokens.issue(subject="a", client_id="c", scopes=["mcp"], audience=RESOURCE, grant_id="g").token
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
+        for _ in range(3):
+            assert (await http.get("/", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+        await revocations.revoke_grant("g", ttl=60)
+        assert (await http.get("/", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+    assert revocations.asked == 4

@@ -31,6 +31,24 @@ PRINCIPAL_SCOPE_KEY = "mcp_authserver.principal"
 _METHODS = "GET, POST, DELETE, OPTIONS"
 
 
+class _Accepted:
+    __slots__ = ("credentials", "has_required_scopes", "principal", "unrevoked_at", "user")
+
+    def __init__(
+        self,
+        principal: AuthenticatedPrincipal,
+        user: PrincipalUser,
+        credentials: AuthCredentials,
+        has_required_scopes: bool,
+    ) -> None:
+        self.principal = principal
+        self.user = user
+        self.credentials = credentials
+        self.has_required_scopes = has_required_scopes
+        self.unrevoked_at = -1
+        """The store's revocation epoch at which this token was last seen unrevoked."""
+
+
 def get_principal(connection: HTTPConnection | Scope) -> AuthenticatedPrincipal | None:
     """The principal the bearer middleware accepted for this request, if any."""
     scope = connection.scope if isinstance(connection, HTTPConnection) else connection
@@ -60,7 +78,10 @@ class BearerAuthMiddleware:
         # RFC 6750 §3 / MCP §10.1: the scopes to ask for, stable order for clients that compare strings.
         self._challenge_scopes = tuple(dict.fromkeys([*required_scopes, *challenge_scopes]))
         self._cors = cors
-        self._users: dict[str, tuple[AuthenticatedPrincipal, PrincipalUser, AuthCredentials]] = {}
+        self._clock = verifier.clock
+        # Authorization header -> what a valid token of ours lets through, until the token's `exp`.
+        # A hit skips only the parsing and the signature check: revocation is checked on every request.
+        self._accepted: dict[bytes, _Accepted] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,31 +108,51 @@ class BearerAuthMiddleware:
         if origin is not None and self._cors is not None:
             send = self._with_cors(send, origin.decode("latin-1"))
 
-        if authorization is None or authorization[:7].lower() != b"bearer ":
-            if b"access_token=" in scope.get("query_string", b""):
-                await self._reject(send, 400, "invalid_request", "send the access token in the Authorization header")
+        accepted = self._accepted.get(authorization) if authorization is not None else None
+        if accepted is None or accepted.principal.expires_at <= self._clock():
+            if authorization is None or authorization[:7].lower() != b"bearer ":
+                if b"access_token=" in scope.get("query_string", b""):
+                    await self._reject(
+                        send, 400, "invalid_request", "send the access token in the Authorization header"
+                    )
+                    return
+                await self._reject(send, 401, None, None)
                 return
-            await self._reject(send, 401, None, None)
-            return
-        token = authorization[7:].strip().decode("latin-1")
-        if not token or " " in token:
-            await self._reject(send, 400, "invalid_request", "the Authorization header is malformed")
-            return
+            token = authorization[7:].strip().decode("latin-1")
+            if not token or " " in token:
+                await self._reject(send, 400, "invalid_request", "the Authorization header is malformed")
+                return
+            try:
+                principal = self._verifier.verify(token)
+            except InvalidTokenError as exc:
+                self._accepted.pop(authorization, None)
+                await self._reject(send, 401, "invalid_token", exc.description)
+                return
+            accepted = _Accepted(
+                principal,
+                PrincipalUser(principal, self._resource),
+                AuthCredentials(sorted(principal.scopes)),
+                self._required <= principal.scopes,
+            )
+            if len(self._accepted) >= 10_000:
+                self._accepted.pop(next(iter(self._accepted)))
+            self._accepted[authorization] = accepted
 
-        try:
-            principal = self._verifier.verify(token)
-            revoked = await self._revocations.is_revoked(principal.grant_id, principal.token_id)
-        except InvalidTokenError as exc:
-            await self._reject(send, 401, "invalid_token", exc.description)
-            return
-        except StorageError as exc:
-            logger.error("cannot check revocation: %s", exc, extra={"event": "bearer.unavailable"})
-            await self._reject(send, 503, "temporarily_unavailable", "the token cannot be checked right now")
-            return
-        if revoked:
-            await self._reject(send, 401, "invalid_token", "the access token has been revoked")
-            return
-        if not self._required <= principal.scopes:
+        principal = accepted.principal
+        # The store's epoch says whether anything was revoked since this token was last found unrevoked.
+        epoch = self._revocations.revocation_epoch
+        if epoch < 0 or accepted.unrevoked_at != epoch:
+            try:
+                revoked = await self._revocations.is_revoked(principal.grant_id, principal.token_id)
+            except StorageError as exc:
+                logger.error("cannot check revocation: %s", exc, extra={"event": "bearer.unavailable"})
+                await self._reject(send, 503, "temporarily_unavailable", "the token cannot be checked right now")
+                return
+            if revoked:
+                await self._reject(send, 401, "invalid_token", "the access token has been revoked")
+                return
+            accepted.unrevoked_at = epoch
+        if not accepted.has_required_scopes:
             await self._reject(
                 send,
                 403,
@@ -121,16 +162,10 @@ class BearerAuthMiddleware:
             )
             return
 
-        cached = self._users.get(principal.token_id)
-        if cached is None or cached[0] is not principal:
-            cached = (principal, PrincipalUser(principal, self._resource), AuthCredentials(sorted(principal.scopes)))
-            if len(self._users) >= 10_000:
-                del self._users[next(iter(self._users))]
-            self._users[principal.token_id] = cached
         scope[PRINCIPAL_SCOPE_KEY] = principal
-        scope["user"] = cached[1]
-        scope["auth"] = cached[2]
-        reset = auth_context_var.set(cached[1])
+        scope["user"] = accepted.user
+        scope["auth"] = accepted.credentials
+        reset = auth_context_var.set(accepted.user)
         try:
             await self.app(scope, receive, send)
         finally:

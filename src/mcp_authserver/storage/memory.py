@@ -8,11 +8,11 @@ flood of registrations would be worse than asking a client to retry.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
-
-from cachetools import TLRUCache
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver.errors import StorageError
@@ -35,42 +35,72 @@ V = TypeVar("V")
 
 
 class _Table(Generic[K, V]):
-    """A bounded map whose entries carry their own expiry time."""
+    """A bounded map whose entries carry their own expiry time.
+
+    A plain dict, so a lookup is one dict access and at most one clock read (a miss reads none); a heap
+    of expiry times lets a full table drop its expired entries without scanning them all.
+    """
 
     def __init__(self, name: str, maxsize: int, clock: Clock) -> None:
         self._name = name
         self._clock = clock
-        self._cache: TLRUCache[K, tuple[float, V]] = TLRUCache(
-            maxsize=maxsize, ttu=lambda _key, value, _now: value[0], timer=clock
-        )
+        self._maxsize = maxsize
+        self._items: dict[K, tuple[float, V]] = {}
+        # (expires_at, tie-breaker, key), so keys need not be orderable. An entry goes stale when its key
+        # is overwritten or popped: `expire` skips those, `_compact` drops them once they pile up.
+        self._expiries: list[tuple[float, int, K]] = []
+        self._sequence = itertools.count()
 
     def get(self, key: K) -> V | None:
-        item = self._cache.get(key)
-        return None if item is None else item[1]
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] <= self._clock():
+            del self._items[key]
+            return None
+        return item[1]
 
     def expires_at(self, key: K) -> float | None:
-        item = self._cache.get(key)
-        return None if item is None else item[0]
+        item = self._items.get(key)
+        return None if item is None or item[0] <= self._clock() else item[0]
 
     def put(self, key: K, value: V, ttl: float | None) -> None:
         self.put_until(key, value, math.inf if ttl is None else self._clock() + ttl)
 
     def put_until(self, key: K, value: V, expires_at: float) -> None:
-        if key not in self._cache and len(self._cache) >= self._cache.maxsize:
-            self._cache.expire()
-            if len(self._cache) >= self._cache.maxsize:
+        items = self._items
+        if key not in items and len(items) >= self._maxsize:
+            self.expire()
+            if len(items) >= self._maxsize:
                 raise StorageError(f"the in-memory {self._name} table is full")
-        self._cache[key] = (expires_at, value)
+        items[key] = (expires_at, value)
+        if expires_at != math.inf:
+            heapq.heappush(self._expiries, (expires_at, next(self._sequence), key))
+            if len(self._expiries) > 2 * len(items) + 1024:
+                self._compact()
 
     def pop(self, key: K) -> V | None:
-        item = self._cache.pop(key, None)
+        item = self._items.pop(key, None)
         if item is None or item[0] <= self._clock():
             return None
         return item[1]
 
+    def expire(self) -> None:
+        now = self._clock()
+        heap, items = self._expiries, self._items
+        while heap and heap[0][0] <= now:
+            expires_at, _, key = heapq.heappop(heap)
+            item = items.get(key)
+            if item is not None and item[0] == expires_at:
+                del items[key]
+
+    def _compact(self) -> None:
+        self._expiries = [(exp, next(self._sequence), key) for key, (exp, _) in self._items.items() if exp != math.inf]
+        heapq.heapify(self._expiries)
+
     def __len__(self) -> int:
-        self._cache.expire()
-        return len(self._cache)
+        self.expire()
+        return len(self._items)
 
 
 # How many superseded refresh tokens of one family stay recognisable (a replay of one is "reused").
@@ -99,9 +129,11 @@ class InMemoryStorage:
         self._codes: _Table[str, AuthorizationCodeRecord] = _Table("codes", max_entries, clock)
         self._families: _Table[str, _Family] = _Table("grants", max_entries, clock)
         self._refresh: _Table[str, str] = _Table("refresh", max_entries * 4, clock)
-        self._revoked: _Table[str, bool] = _Table("revocations", max_entries, clock)
+        self._revoked_grants: _Table[str, bool] = _Table("revocations", max_entries, clock)
+        self._revoked_tokens: _Table[str, bool] = _Table("revocations", max_entries, clock)
         self._upstream: _Table[str, UpstreamTokens] = _Table("upstream", max_entries, clock)
         self._dcr: _Table[DCRKey, DCRResolution] = _Table("dcr", 1_000, clock)
+        self._revocation_epoch = 0
 
     # ClientStore
     async def get_client(self, client_id: str) -> ClientRecord | None:
@@ -201,14 +233,20 @@ class InMemoryStorage:
 
     # RevocationStore
     async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:
-        self._revoked.put("g:" + grant_id, True, ttl)
+        self._revoked_grants.put(grant_id, True, ttl)
+        self._revocation_epoch += 1
 
     async def revoke_access_token(self, token_id: str, *, ttl: float) -> None:
-        self._revoked.put("t:" + token_id, True, ttl)
+        self._revoked_tokens.put(token_id, True, ttl)
+        self._revocation_epoch += 1
+
+    @property
+    def revocation_epoch(self) -> int:
+        """Every revocation happens in this process, so counting them is exact."""
+        return self._revocation_epoch
 
     async def is_revoked(self, grant_id: str, token_id: str) -> bool:
-        revoked = self._revoked
-        return revoked.get("g:" + grant_id) is not None or revoked.get("t:" + token_id) is not None
+        return self._revoked_grants.get(grant_id) is not None or self._revoked_tokens.get(token_id) is not None
 
     # UpstreamTokenStore
     async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens, *, ttl: float) -> None:

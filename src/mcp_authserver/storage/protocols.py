@@ -104,6 +104,15 @@ class RevocationStore(Protocol):
 
     async def is_revoked(self, grant_id: str, token_id: str) -> bool: ...
 
+    @property
+    def revocation_epoch(self) -> int:
+        """A number that changes whenever a revocation becomes visible to this process.
+
+        A caller that saw a token unrevoked at epoch N may rely on that answer while the epoch is
+        still N (a marker expiring can only un-revoke). A backend that cannot tell returns -1, and
+        callers then ask `is_revoked` on every request.
+        """
+
 
 class UpstreamTokenStore(Protocol):
     """The user's upstream tokens, one set per grant."""

@@ -140,6 +140,10 @@ class AccessTokenVerifier:
             self._cache[token] = claims
         return claims
 
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     def forget(self, token: str) -> None:
         self._cache.pop(token, None)
 

@@ -43,16 +43,16 @@ class SigningKey:
     algorithm: str
     kid: str = field(init=False)
     public_jwk: dict[str, Any] = field(init=False, repr=False)
+    public_key: PublicKey = field(init=False, repr=False, compare=False)
+    """Derived once: a new key object per verification costs about 10 us (OpenSSL redoes its setup)."""
 
     def __post_init__(self) -> None:
-        jwk = _public_jwk(self.private_key.public_key())
+        public_key = self.private_key.public_key()
+        jwk = _public_jwk(public_key)
         kid = thumbprint(jwk)
+        object.__setattr__(self, "public_key", public_key)
         object.__setattr__(self, "kid", kid)
         object.__setattr__(self, "public_jwk", {**jwk, "kid": kid, "alg": self.algorithm, "use": "sig"})
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self.private_key.public_key()
 
     @classmethod
     def generate(cls, algorithm: str = "ES256") -> SigningKey:

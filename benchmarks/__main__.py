@@ -1,0 +1,122 @@
+"""`python -m benchmarks`: every figure in one run, ending with one JSON object on the last line of stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from importlib.metadata import version
+from typing import Any
+
+from benchmarks import bearer, memory, refresh, validation
+from benchmarks._harness import new_server
+
+TARGETS = {
+    "bearer_over_bare_ratio": (">=", 0.85),
+    "cold_validation_over_pyjwt_ratio": ("<=", 1.3),
+    "refresh_grants_per_s": (">=", 1500.0),
+}
+# What the issue reports for the SDK's own stack on this machine (requests/s over bare).
+ISSUE_SDK_RATIOS = (0.33, 0.50)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _met(name: str, value: float) -> bool:
+    op, target = TARGETS[name]
+    return value >= target if op == ">=" else value <= target
+
+
+async def _run() -> dict[str, Any]:
+    started = time.perf_counter()
+    figures: dict[str, Any] = {}
+
+    async with new_server() as auth:
+        b = await bearer.run(auth)
+    low, high = (b.projected_ratio(r) for r in ISSUE_SDK_RATIOS)
+    figures.update(
+        bearer_over_bare_ratio=round(b.ratio, 3),
+        bearer_over_bare_ratio_of_best=round(b.ratio_of_best, 3),
+        sdk_bearer_over_bare_ratio=round(b.sdk_ratio, 3),
+        sdk_bearer_over_bare_ratio_of_best=round(b.sdk_ratio_of_best, 3),
+        bare_rps=round(b.bare_rps),
+        bearer_rps=round(b.ours_rps),
+        sdk_bearer_rps=round(b.sdk_rps),
+        bearer_overhead_us=round(b.ours_overhead_us, 2),
+        sdk_bearer_overhead_us=round(b.sdk_overhead_us, 2),
+        bearer_over_bare_ratio_projected_at_issue_sdk_baseline=[round(low, 3), round(high, 3)],
+    )
+    _say(
+        f"bearer: {b.ours_rps:,.0f} req/s vs bare {b.bare_rps:,.0f} req/s -> ratio {b.ratio:.3f} "
+        f"(+{b.ours_overhead_us:.2f} us/request); SDK stack {b.sdk_rps:,.0f} req/s -> ratio {b.sdk_ratio:.3f} "
+        f"(+{b.sdk_overhead_us:.1f} us/request)"
+    )
+    _say(
+        f"bearer: over a bare baseline on which the SDK stack gets {ISSUE_SDK_RATIOS[0]}-{ISSUE_SDK_RATIOS[1]} "
+        f"(the issue's figures), ours would get {low:.3f}-{high:.3f}"
+    )
+
+    async with new_server() as auth:
+        v = validation.run(auth)
+    figures.update(
+        cold_validation_over_pyjwt_ratio=round(v.ratio, 3),
+        cold_validation_over_pyjwt_ratio_of_best=round(v.ratio_of_best, 3),
+        cold_validation_us=round(v.ours_us, 1),
+        pyjwt_validation_us=round(v.pyjwt_us, 1),
+    )
+    _say(
+        f"cold validation: {v.ours_us:.1f} us vs bare PyJWT {v.pyjwt_us:.1f} us -> ratio {v.ratio:.3f} "
+        f"({v.rounds} rounds of {v.tokens_per_round} new tokens)"
+    )
+
+    async with new_server() as auth:
+        r = await refresh.run(auth)
+    figures.update(
+        refresh_grants_per_s=round(r.total / r.seconds),
+        refresh_grants_per_s_best_batch=round(r.best_per_s),
+        refresh_grants_per_s_median_batch=round(r.median_per_s),
+    )
+    _say(
+        f"refresh: {r.total / r.seconds:,.0f} grants/s sustained over {r.seconds:.1f} s "
+        f"(best batch {r.best_per_s:,.0f}/s, median {r.median_per_s:,.0f}/s)"
+    )
+
+    m = await memory.run()
+    figures.update(
+        memory_bytes_per_grant=round(m.bytes_per_grant), memory_bytes_per_refresh_rotation=round(m.bytes_per_refresh, 1)
+    )
+    _say(
+        f"memory: {m.bytes_per_grant:,.0f} bytes retained per open grant ({m.grants} grants), "
+        f"{m.bytes_per_refresh:,.1f} bytes per refresh rotation ({m.rotations} rotations)"
+    )
+
+    figures["targets"] = {name: f"{op} {target}" for name, (op, target) in TARGETS.items()}
+    figures["targets_met"] = {name: _met(name, figures[name]) for name in TARGETS}
+    figures["environment"] = {
+        "python": platform.python_version(),
+        "mcp": version("mcp"),
+        "starlette": version("starlette"),
+        "pyjwt": version("pyjwt"),
+        "cryptography": version("cryptography"),
+        "cpus": os.cpu_count(),
+    }
+    figures["run_seconds"] = round(time.perf_counter() - started, 1)
+    return figures
+
+
+def main() -> None:
+    logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
+    figures = asyncio.run(_run())
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
+if __name__ == "__main__":
+    main()
