@@ -79,10 +79,15 @@ def build_mcp_app(auth: EmbeddedAuthServer) -> Starlette:
 def running_upstream(port: int) -> Iterator[str]:
     """The development OpenID provider on loopback; yields its issuer URL."""
     try:
+        # authlib (under the mock) forces its deprecation warnings to show; hide that one for the demo.
+        import authlib.deprecate
+
+        warnings.filterwarnings("ignore", category=authlib.deprecate.AuthlibDeprecationWarning)
         from oidc_provider_mock import run_server_in_thread
     except ImportError:  # pragma: no cover - the demo extra is missing
         sys.exit("the demo needs the 'demo' extra: pip install 'mcp-authserver[demo]'")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    for name in ("werkzeug", "oidc_provider_mock"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     with run_server_in_thread(port=port, require_nonce=True) as server:
         yield f"http://localhost:{server.server_port}"
 
@@ -247,8 +252,6 @@ def main(args: argparse.Namespace) -> int:
     # Client-side request logs would print authorization codes and states in URLs.
     for name in ("httpx", "httpx2", "mcp"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="oidc_provider_mock")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         return asyncio.run(serve(args))
     except KeyboardInterrupt:
