@@ -73,4 +73,5 @@ button.primary{{background:#1f883d;color:#fff;border-color:#1f883d}}
 
 def error_page(title: str, message: str, status: int = 400) -> HTMLResponse:
     """Shown instead of redirecting when the redirect URI is not (yet) trusted (OAuth 2.1 §4.1.2.1)."""
-    return page(title, f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>", status)
+    sentence = message[:1].upper() + message[1:]
+    return page(title, f"<h1>{html.escape(title)}</h1><p>{html.escape(sentence)}</p>", status)
