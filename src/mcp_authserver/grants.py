@@ -7,6 +7,7 @@ keys its refresh-token family and the user's upstream tokens, so revoking it end
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ from mcp_authserver.tokens.access import AccessTokenIssuer
 __all__ = ["GrantService", "TokenResponse"]
 
 logger = logging.getLogger(__name__)
+
+# Grant ids are `new_secret(16)`: 22 URL-safe characters.
+_GRANT_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 # A used code is remembered this long, so a late replay still revokes what the code issued.
 _USED_CODE_MEMORY = 600.0
@@ -132,7 +136,7 @@ class GrantService:
             created_at=now,
             expires_at=now + self._max_lifetime,
         )
-        refresh_token = new_secret() if "refresh_token" in client.grant_types else None
+        refresh_token = new_refresh_token(grant.grant_id) if "refresh_token" in client.grant_types else None
         family_ttl = self._refresh_ttl if refresh_token else self._revocation_ttl
         await self._storage.put_grant(grant, credential_hash(refresh_token) if refresh_token else None, ttl=family_ttl)
         await self._extend_upstream_tokens(grant)
@@ -148,8 +152,7 @@ class GrantService:
         """OAuth 2.1 §4.3 with rotation and reuse detection (RFC 9700 §4.14.2)."""
         if "refresh_token" not in client.grant_types:
             raise InvalidGrantError("this client is not registered for the refresh_token grant")
-        presented_hash = credential_hash(refresh_token)
-        grant_id = await self._storage.find_grant_id(presented_hash)
+        grant_id = grant_id_of(refresh_token)
         grant = await self._storage.get_grant(grant_id) if grant_id is not None else None
         if grant is None or grant.client_id != client.client_id:
             raise InvalidGrantError("the refresh token is invalid or has expired")
@@ -160,9 +163,14 @@ class GrantService:
             raise InvalidGrantError("the grant has been revoked")
 
         now = self._clock()
-        new_token = new_secret()
+        new_token = new_refresh_token(grant.grant_id)
         result = await self._storage.rotate_refresh_token(
-            presented_hash, credential_hash(new_token), now=now, grace=self._grace, ttl=self._refresh_ttl
+            grant.grant_id,
+            credential_hash(refresh_token),
+            credential_hash(new_token),
+            now=now,
+            grace=self._grace,
+            ttl=self._refresh_ttl,
         )
         if result.outcome == "reused":
             await self.revoke_grant(grant.grant_id, reason="refresh_reuse")
@@ -204,6 +212,19 @@ class GrantService:
         if tokens is not None:
             ttl = max(1.0, min(self._refresh_ttl, grant.expires_at - self._clock()))
             await self._storage.put_upstream_tokens(grant.grant_id, tokens, ttl=ttl)
+
+
+def new_refresh_token(grant_id: str) -> str:
+    """`<grant_id>.<256 random bits>`: the grant id routes the lookup (one grant, one key or Cluster slot);
+    the random part is the credential. Changing the grant id only makes the token unknown elsewhere."""
+    return f"{grant_id}.{new_secret()}"
+
+
+def grant_id_of(refresh_token: str) -> str | None:
+    grant_id, dot, secret = refresh_token.partition(".")
+    if not dot or not secret or not _GRANT_ID.fullmatch(grant_id):
+        return None
+    return grant_id
 
 
 def _narrowed_scopes(grant: GrantRecord, scope: str | None) -> tuple[str, ...]:

@@ -215,18 +215,24 @@ async def test_getting_an_unknown_grant_returns_none(storage: Storage, clock: Fa
     assert await storage.get_grant(new_id()) is None
 
 
-async def test_find_grant_id_returns_the_grant_of_the_current_refresh_token(storage: Storage, clock: FakeClock) -> None:
+async def test_a_grant_has_its_current_refresh_token(storage: Storage, clock: FakeClock) -> None:
     grant, refresh = builders.grant(clock.now), new_hash()
     await storage.put_grant(grant, refresh, ttl=LONG_TTL)
     await storage.put_grant(builders.grant(clock.now), new_hash(), ttl=LONG_TTL)
 
-    assert await storage.find_grant_id(refresh) == grant.grant_id
+    assert await storage.has_refresh_token(grant.grant_id, refresh)
 
 
-async def test_find_grant_id_of_an_unknown_refresh_token_returns_none(storage: Storage, clock: FakeClock) -> None:
-    await storage.put_grant(builders.grant(clock.now), new_hash(), ttl=LONG_TTL)
+async def test_a_grant_does_not_have_an_unknown_or_another_grants_refresh_token(
+    storage: Storage, clock: FakeClock
+) -> None:
+    grant, other, other_refresh = builders.grant(clock.now), builders.grant(clock.now), new_hash()
+    await storage.put_grant(grant, new_hash(), ttl=LONG_TTL)
+    await storage.put_grant(other, other_refresh, ttl=LONG_TTL)
 
-    assert await storage.find_grant_id(new_hash()) is None
+    assert not await storage.has_refresh_token(grant.grant_id, new_hash())
+    assert not await storage.has_refresh_token(grant.grant_id, other_refresh)
+    assert not await storage.has_refresh_token(new_id(), other_refresh)
 
 
 async def test_rotating_the_current_token_returns_rotated_with_the_grant_and_makes_the_new_one_current(
@@ -235,15 +241,17 @@ async def test_rotating_the_current_token_returns_rotated_with_the_grant_and_mak
     grant, first, second, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
 
-    result = await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    result = await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
 
     assert result.outcome == "rotated"
     assert result.grant is not None
     assert_same_record(result.grant, grant)
-    assert await storage.find_grant_id(second) == grant.grant_id
-    assert await storage.find_grant_id(first) == grant.grant_id  # "current or not"
+    assert await storage.has_refresh_token(grant.grant_id, second)
+    assert await storage.has_refresh_token(grant.grant_id, first)  # "current or not"
     clock.advance(GRACE + 1)
-    follow_up = await storage.rotate_refresh_token(second, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    follow_up = await storage.rotate_refresh_token(
+        grant.grant_id, second, third, now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
     assert follow_up.outcome == "rotated"
 
 
@@ -252,17 +260,17 @@ async def test_presenting_the_replaced_token_within_grace_is_a_retry_and_makes_t
 ) -> None:
     grant, first, second, third, fourth = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(GRACE / 2)
 
-    retry = await storage.rotate_refresh_token(first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    retry = await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
 
     assert retry.outcome == "retry"
     assert retry.grant is not None
     assert_same_record(retry.grant, grant)
-    assert await storage.find_grant_id(third) == grant.grant_id
+    assert await storage.has_refresh_token(grant.grant_id, third)
     clock.advance(GRACE)
-    after = await storage.rotate_refresh_token(third, fourth, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    after = await storage.rotate_refresh_token(grant.grant_id, third, fourth, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     assert after.outcome == "rotated"
 
 
@@ -271,17 +279,19 @@ async def test_presenting_the_token_superseded_by_a_retry_within_grace_is_also_a
 ) -> None:
     grant, first, second, third, fourth, fifth = (builders.grant(clock.now), *(new_hash() for _ in range(5)))
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(GRACE / 4)
-    await storage.rotate_refresh_token(first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(GRACE / 4)
 
     # `second` is no longer current (that would be "rotated"): `third` replaced it.
-    superseded = await storage.rotate_refresh_token(second, fourth, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    superseded = await storage.rotate_refresh_token(
+        grant.grant_id, second, fourth, now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
 
     assert superseded.outcome == "retry"
     clock.advance(GRACE)
-    after = await storage.rotate_refresh_token(fourth, fifth, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    after = await storage.rotate_refresh_token(grant.grant_id, fourth, fifth, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     assert after.outcome == "rotated"
 
 
@@ -290,51 +300,55 @@ async def test_presenting_the_replaced_token_after_grace_is_reuse_and_changes_no
 ) -> None:
     grant, first, second, stolen, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(GRACE + 1)
 
-    replay = await storage.rotate_refresh_token(first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
 
     assert replay.outcome == "reused"
-    assert await storage.find_grant_id(stolen) is None
+    assert not await storage.has_refresh_token(grant.grant_id, stolen)
     assert await storage.get_grant(grant.grant_id) is not None
-    current = await storage.rotate_refresh_token(second, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    current = await storage.rotate_refresh_token(
+        grant.grant_id, second, third, now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
     assert current.outcome == "rotated"
 
 
 async def test_presenting_the_superseded_token_after_grace_is_reuse(storage: Storage, clock: FakeClock) -> None:
     grant, first, second, third, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(GRACE + 1)
 
-    replay = await storage.rotate_refresh_token(second, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    replay = await storage.rotate_refresh_token(
+        grant.grant_id, second, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
 
     assert replay.outcome == "reused"
-    assert await storage.find_grant_id(stolen) is None
+    assert not await storage.has_refresh_token(grant.grant_id, stolen)
 
 
 async def test_with_zero_grace_an_immediate_replay_is_reuse(storage: Storage, clock: FakeClock) -> None:
     grant, first, second, stolen, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=0, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=0, ttl=LONG_TTL)
 
-    replay = await storage.rotate_refresh_token(first, stolen, now=clock.now, grace=0, ttl=LONG_TTL)
+    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=0, ttl=LONG_TTL)
 
     assert replay.outcome == "reused"
-    assert await storage.find_grant_id(stolen) is None
-    current = await storage.rotate_refresh_token(second, third, now=clock.now, grace=0, ttl=LONG_TTL)
+    assert not await storage.has_refresh_token(grant.grant_id, stolen)
+    current = await storage.rotate_refresh_token(grant.grant_id, second, third, now=clock.now, grace=0, ttl=LONG_TTL)
     assert current.outcome == "rotated"
 
 
 async def test_with_zero_grace_a_later_replay_is_reuse(storage: Storage, clock: FakeClock) -> None:
     grant, first, second, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=0, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=0, ttl=LONG_TTL)
     clock.advance(0.5)
 
-    replay = await storage.rotate_refresh_token(first, stolen, now=clock.now, grace=0, ttl=LONG_TTL)
+    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=0, ttl=LONG_TTL)
 
     assert replay.outcome == "reused"
 
@@ -343,11 +357,13 @@ async def test_presenting_an_unknown_refresh_token_returns_unknown(storage: Stor
     grant, first, unknown, minted = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
 
-    result = await storage.rotate_refresh_token(unknown, minted, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    result = await storage.rotate_refresh_token(
+        grant.grant_id, unknown, minted, now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
 
     assert result.outcome == "unknown"
     assert result.grant is None
-    assert await storage.find_grant_id(minted) is None
+    assert not await storage.has_refresh_token(grant.grant_id, minted)
 
 
 async def test_after_delete_grant_no_token_of_the_family_works_and_the_grant_is_gone(
@@ -355,8 +371,8 @@ async def test_after_delete_grant_no_token_of_the_family_works_and_the_grant_is_
 ) -> None:
     grant, first, second, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
 
     deleted = await storage.delete_grant(grant.grant_id)
 
@@ -364,7 +380,9 @@ async def test_after_delete_grant_no_token_of_the_family_works_and_the_grant_is_
     assert_same_record(deleted, grant)
     assert await storage.get_grant(grant.grant_id) is None
     for presented in (first, second, third):
-        result = await storage.rotate_refresh_token(presented, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL)
+        result = await storage.rotate_refresh_token(
+            grant.grant_id, presented, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
+        )
         assert result.outcome == "unknown", presented
 
 
@@ -383,7 +401,9 @@ async def test_delete_grant_leaves_other_families_working(storage: Storage, cloc
 
     await storage.delete_grant(deleted.grant_id)
 
-    result = await storage.rotate_refresh_token(kept_refresh, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    result = await storage.rotate_refresh_token(
+        kept.grant_id, kept_refresh, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
     assert result.outcome == "rotated"
 
 
@@ -399,8 +419,10 @@ async def test_a_grant_stored_without_refresh_token_exists_but_has_no_usable_ref
     assert_same_record(got, grant)
     # No hash leads to this grant; the empty string (a plausible "no token" placeholder) does not either.
     for presented in ("", new_hash()):
-        assert await storage.find_grant_id(presented) is None
-        result = await storage.rotate_refresh_token(presented, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL)
+        assert not await storage.has_refresh_token(grant.grant_id, presented)
+        result = await storage.rotate_refresh_token(
+            grant.grant_id, presented, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
+        )
         assert result.outcome == "unknown"
 
 
@@ -539,17 +561,20 @@ async def test_concurrent_rotations_of_one_token_without_grace_rotate_once_and_l
     minted = [new_hash() for _ in range(50)]
 
     results = await asyncio.gather(
-        *(storage.rotate_refresh_token(first, new, now=clock.now, grace=0, ttl=LONG_TTL) for new in minted)
+        *(
+            storage.rotate_refresh_token(grant.grant_id, first, new, now=clock.now, grace=0, ttl=LONG_TTL)
+            for new in minted
+        )
     )
 
     outcomes = [result.outcome for result in results]
     assert outcomes.count("rotated") == 1
     assert outcomes.count("reused") == 49
     winner = minted[outcomes.index("rotated")]
-    owners = [await storage.find_grant_id(new) for new in minted]
-    assert [new for new, owner in zip(minted, owners, strict=True) if owner is not None] == [winner]
+    known = [await storage.has_refresh_token(grant.grant_id, new) for new in minted]
+    assert [new for new, member in zip(minted, known, strict=True) if member] == [winner]
     clock.advance(1)
-    after = await storage.rotate_refresh_token(winner, new_hash(), now=clock.now, grace=0, ttl=LONG_TTL)
+    after = await storage.rotate_refresh_token(grant.grant_id, winner, new_hash(), now=clock.now, grace=0, ttl=LONG_TTL)
     assert after.outcome == "rotated"
 
 
@@ -561,7 +586,10 @@ async def test_concurrent_rotations_of_one_token_within_grace_rotate_once_and_le
     minted = [new_hash() for _ in range(50)]
 
     results = await asyncio.gather(
-        *(storage.rotate_refresh_token(first, new, now=clock.now, grace=GRACE, ttl=LONG_TTL) for new in minted)
+        *(
+            storage.rotate_refresh_token(grant.grant_id, first, new, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+            for new in minted
+        )
     )
 
     outcomes = [result.outcome for result in results]
@@ -569,7 +597,11 @@ async def test_concurrent_rotations_of_one_token_within_grace_rotate_once_and_le
     assert outcomes.count("retry") == 49
     clock.advance(GRACE + 1)
     later = [
-        (await storage.rotate_refresh_token(new, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL)).outcome
+        (
+            await storage.rotate_refresh_token(
+                grant.grant_id, new, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
+            )
+        ).outcome
         for new in minted
     ]
     assert later.count("rotated") == 1
@@ -579,12 +611,12 @@ async def test_concurrent_rotations_of_one_token_within_grace_rotate_once_and_le
 async def test_retries_do_not_extend_the_grace_window(storage: Storage, clock: FakeClock) -> None:
     grant, first, second, third, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(GRACE * 0.8)
-    retry = await storage.rotate_refresh_token(first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    retry = await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(GRACE * 0.4)  # within GRACE of the retry, past GRACE of the first rotation
 
-    replay = await storage.rotate_refresh_token(first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
 
     assert retry.outcome == "retry"
     assert replay.outcome == "reused"

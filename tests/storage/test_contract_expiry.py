@@ -114,7 +114,9 @@ async def test_a_grant_expires_after_its_idle_ttl_with_its_refresh_tokens(storag
 
     assert before is not None
     assert await storage.get_grant(grant.grant_id) is None
-    result = await storage.rotate_refresh_token(refresh, new_hash(), now=clock.now, grace=GRACE, ttl=TTL)
+    result = await storage.rotate_refresh_token(
+        grant.grant_id, refresh, new_hash(), now=clock.now, grace=GRACE, ttl=TTL
+    )
     assert result.outcome == "unknown"
 
 
@@ -122,7 +124,7 @@ async def test_a_family_never_outlives_the_grants_expires_at(storage: Storage, c
     grant, first, second = builders.grant(clock.now, lifetime=10 * TTL), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
     clock.advance(5 * TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
 
     clock.advance(5 * TTL - 1)
     before = await storage.get_grant(grant.grant_id)
@@ -130,7 +132,9 @@ async def test_a_family_never_outlives_the_grants_expires_at(storage: Storage, c
 
     assert before is not None
     assert await storage.get_grant(grant.grant_id) is None
-    result = await storage.rotate_refresh_token(second, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    result = await storage.rotate_refresh_token(
+        grant.grant_id, second, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
     assert result.outcome == "unknown"
 
 
@@ -150,11 +154,11 @@ async def test_rotation_extends_the_idle_ttl(storage: Storage, clock: FakeClock)
     await storage.put_grant(grant, first, ttl=TTL)
     clock.advance(TTL - 10)
 
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=TTL)
     clock.advance(TTL - 10)  # past the first TTL, within the one the rotation started
 
     assert await storage.get_grant(grant.grant_id) is not None
-    result = await storage.rotate_refresh_token(second, third, now=clock.now, grace=GRACE, ttl=TTL)
+    result = await storage.rotate_refresh_token(grant.grant_id, second, third, now=clock.now, grace=GRACE, ttl=TTL)
     assert result.outcome == "rotated"
 
 
@@ -192,10 +196,10 @@ async def test_a_replay_after_grace_is_reuse_even_when_the_rotation_happened_at_
     clock.now = 0.0  # the epoch of an injected clock, e.g. a monotonic or test one
     grant, first, second, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
     await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
     clock.advance(10 * GRACE)
 
-    replay = await storage.rotate_refresh_token(first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
 
     assert replay.outcome == "reused"
-    assert await storage.find_grant_id(stolen) is None
+    assert not await storage.has_refresh_token(grant.grant_id, stolen)

@@ -60,18 +60,28 @@ async def test_expired_entries_free_their_room_in_a_full_table(clock: FakeClock)
         await storage.put_client(builders.client(), ttl=LONG_TTL)
 
 
-async def test_one_busy_login_cannot_fill_the_refresh_index(clock: FakeClock) -> None:
+async def test_a_busy_login_remembers_a_bounded_number_of_superseded_refresh_tokens(clock: FakeClock) -> None:
     storage = InMemoryStorage(max_entries=MAX_ENTRIES, clock=clock)
     grant, current = builders.grant(clock.now), new_hash()
     await storage.put_grant(grant, current, ttl=LONG_TTL)
+    superseded = []
     for _ in range(20 * MAX_ENTRIES):
         clock.advance(3600)
+        superseded.append(current)
         successor = new_hash()
-        result = await storage.rotate_refresh_token(current, successor, now=clock.now, grace=10, ttl=LONG_TTL)
+        result = await storage.rotate_refresh_token(
+            grant.grant_id, current, successor, now=clock.now, grace=10, ttl=LONG_TTL
+        )
         assert result.outcome == "rotated"
         current = successor
 
-    await storage.put_grant(builders.grant(clock.now), new_hash(), ttl=LONG_TTL)  # room is left for others
-    assert len(storage._refresh) <= RETIRED_PER_FAMILY + 2
-    await storage.delete_grant(grant.grant_id)
-    assert len(storage._refresh) == 1
+    remembered = [h for h in superseded if await storage.has_refresh_token(grant.grant_id, h)]
+    assert remembered == superseded[-RETIRED_PER_FAMILY:]
+    clock.advance(11)  # past the grace window of the last rotation
+    replay = await storage.rotate_refresh_token(
+        grant.grant_id, superseded[-1], new_hash(), now=clock.now, grace=10, ttl=1
+    )
+    forgotten = await storage.rotate_refresh_token(
+        grant.grant_id, superseded[0], new_hash(), now=clock.now, grace=10, ttl=1
+    )
+    assert (replay.outcome, forgotten.outcome) == ("reused", "unknown")

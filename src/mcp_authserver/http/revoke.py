@@ -10,6 +10,7 @@ from starlette.responses import Response
 from mcp_authserver._crypto import credential_hash
 from mcp_authserver.clients import ClientCredentials
 from mcp_authserver.errors import InvalidTokenError
+from mcp_authserver.grants import grant_id_of
 from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.requests import read_form
 from mcp_authserver.http.responses import NO_STORE
@@ -44,9 +45,9 @@ class RevocationEndpoint:
         return Response(status_code=200, headers=NO_STORE)
 
     async def _revoke_refresh_token(self, token: str, client_id: str) -> bool:
-        grant_id = await self.ctx.storage.find_grant_id(credential_hash(token))
+        grant_id = grant_id_of(token)
         grant = await self.ctx.storage.get_grant(grant_id) if grant_id else None
-        if grant is None:
+        if grant is None or not await self.ctx.storage.has_refresh_token(grant.grant_id, credential_hash(token)):
             return False
         if grant.client_id == client_id:
             await self.ctx.grants.revoke_grant(grant.grant_id, reason="revoked_by_client")

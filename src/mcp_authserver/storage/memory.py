@@ -104,7 +104,7 @@ class _Table(Generic[K, V]):
 
 
 # How many superseded refresh tokens of one family stay recognisable (a replay of one is "reused").
-# Older ones are forgotten: their replay is merely "unknown". Bounds the index per login.
+# Older ones are forgotten: their replay is merely "unknown". Bounds each login's record.
 RETIRED_PER_FAMILY = 32
 
 
@@ -115,7 +115,7 @@ class _Family:
     previous: tuple[str, ...] = ()
     rotated_at: float | None = None
     retired: tuple[str, ...] = ()
-    """Superseded hashes still in the refresh index, oldest first."""
+    """Superseded hashes still remembered (a replay of one is "reused"), oldest first."""
 
 
 class InMemoryStorage:
@@ -128,7 +128,6 @@ class InMemoryStorage:
         self._pending: _Table[str, PendingLogin] = _Table("login", max_entries, clock)
         self._codes: _Table[str, AuthorizationCodeRecord] = _Table("codes", max_entries, clock)
         self._families: _Table[str, _Family] = _Table("grants", max_entries, clock)
-        self._refresh: _Table[str, str] = _Table("refresh", max_entries * 4, clock)
         self._revoked_grants: _Table[str, bool] = _Table("revocations", max_entries, clock)
         self._revoked_tokens: _Table[str, bool] = _Table("revocations", max_entries, clock)
         self._upstream: _Table[str, UpstreamTokens] = _Table("upstream", max_entries, clock)
@@ -176,19 +175,16 @@ class InMemoryStorage:
     async def put_grant(self, grant: GrantRecord, refresh_hash: str | None, *, ttl: float) -> None:
         expires_at = min(self._clock() + ttl, grant.expires_at)
         self._families.put_until(grant.grant_id, _Family(grant=grant, current=refresh_hash or ""), expires_at)
-        if refresh_hash:
-            self._refresh.put_until(refresh_hash, grant.grant_id, expires_at)
 
     async def get_grant(self, grant_id: str) -> GrantRecord | None:
         family = self._families.get(grant_id)
         return None if family is None else family.grant
 
     async def rotate_refresh_token(
-        self, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
+        self, grant_id: str, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
     ) -> RotationResult:
-        grant_id = self._refresh.get(presented_hash)
-        family = None if grant_id is None else self._families.get(grant_id)
-        if grant_id is None or family is None:
+        family = self._families.get(grant_id)
+        if family is None or not presented_hash:
             return RotationResult("unknown")
         if presented_hash == family.current:
             previous: tuple[str, ...] = (presented_hash,)
@@ -202,34 +198,30 @@ class InMemoryStorage:
         ):
             previous, rotated_at = (*family.previous, family.current), family.rotated_at
             outcome = RotationResult("retry", family.grant)
-        else:
+        elif presented_hash in family.retired:
             return RotationResult("reused", family.grant)
+        else:
+            return RotationResult("unknown")
         retired = (*family.retired, family.current)
         if len(retired) > RETIRED_PER_FAMILY:
             # Tokens still inside the grace window stay; the oldest others are forgotten.
-            old, recent = retired[:-RETIRED_PER_FAMILY], retired[-RETIRED_PER_FAMILY:]
-            kept = tuple(h for h in old if h in previous)
-            for forgotten in old:
-                if forgotten not in previous:
-                    self._refresh.pop(forgotten)
-            retired = (*kept, *recent)
+            retired = (*(h for h in retired[:-RETIRED_PER_FAMILY] if h in previous), *retired[-RETIRED_PER_FAMILY:])
         updated = replace(family, current=new_hash, previous=previous, rotated_at=rotated_at, retired=retired)
-        expires_at = min(now + ttl, family.grant.expires_at)
-        self._families.put_until(grant_id, updated, expires_at)
-        self._refresh.put_until(new_hash, grant_id, expires_at)
+        self._families.put_until(grant_id, updated, min(now + ttl, family.grant.expires_at))
         return outcome
 
-    async def find_grant_id(self, refresh_hash: str) -> str | None:
-        return self._refresh.get(refresh_hash)
+    async def has_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:
+        family = self._families.get(grant_id)
+        return (
+            family is not None
+            and bool(refresh_hash)
+            and (refresh_hash == family.current or refresh_hash in family.retired)
+        )
 
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
         family = self._families.pop(grant_id)
         self._upstream.pop(grant_id)
-        if family is None:
-            return None
-        for refresh_hash in (*family.retired, family.current):
-            self._refresh.pop(refresh_hash)
-        return family.grant
+        return None if family is None else family.grant
 
     # RevocationStore
     async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:

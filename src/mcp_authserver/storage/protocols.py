@@ -68,7 +68,11 @@ class CodeStore(Protocol):
 
 
 class GrantStore(Protocol):
-    """Grants (logins) and their refresh-token families."""
+    """Grants (logins) and their refresh-token families.
+
+    A refresh token names its grant (`<grant_id>.<secret>`), so every operation knows the grant
+    first: one grant's records live together (one key, or one Cluster slot).
+    """
 
     async def put_grant(self, grant: GrantRecord, refresh_hash: str | None, *, ttl: float) -> None:
         """Create the grant with its first refresh token (None: the client gets none) as the current one."""
@@ -76,7 +80,7 @@ class GrantStore(Protocol):
     async def get_grant(self, grant_id: str) -> GrantRecord | None: ...
 
     async def rotate_refresh_token(
-        self, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
+        self, grant_id: str, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
     ) -> RotationResult:
         """Atomically replace the family's current token by `new_hash`.
 
@@ -85,11 +89,11 @@ class GrantStore(Protocol):
           (`retry`); the window is measured from the first rotation, so retries do not extend it;
         - presented belongs to the family otherwise (including a replay within the window of a token whose
           successor has since been rotated again): `reused`, nothing changes (the caller revokes);
-        - presented is unknown or its grant is gone: `unknown`.
+        - presented is not (or no longer) known to the family, or the grant is gone: `unknown`.
         """
 
-    async def find_grant_id(self, refresh_hash: str) -> str | None:
-        """The grant a refresh token (current or not) belongs to."""
+    async def has_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:
+        """Whether the hash is the grant's current refresh token or one it superseded and still remembers."""
 
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
         """Remove the grant and its family: none of its refresh tokens works afterwards."""
