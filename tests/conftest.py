@@ -44,3 +44,33 @@ def upstream_url() -> Iterator[str]:
 
     with running_upstream(0) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A standalone Redis server of the test session's own."""
+    from tests import redis_servers
+
+    redis_servers.require_redis()
+    with redis_servers.standalone() as server:
+        yield f"redis://127.0.0.1:{server.port}/0"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A Redis Cluster of three masters."""
+    from tests import redis_servers
+
+    redis_servers.require_redis()
+    with redis_servers.cluster() as nodes:
+        yield "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in nodes)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url() -> Iterator[str]:
+    """A master, a replica and a sentinel; the URL names the sentinel and the service."""
+    from tests import redis_servers
+
+    redis_servers.require_redis()
+    with redis_servers.sentinel_setup("mymaster") as (_, _, sentinel):
+        yield f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster"

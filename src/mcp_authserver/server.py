@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver.clients import ClientDirectory
+from mcp_authserver.errors import StorageError
 from mcp_authserver.grants import GrantService
 from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.cors import CORSPolicy
@@ -24,7 +25,7 @@ from mcp_authserver.oauth.rfc8414 import Endpoints
 from mcp_authserver.oauth.urls import is_loopback_host
 from mcp_authserver.sdk import TokenVerifier
 from mcp_authserver.settings import AuthServerSettings
-from mcp_authserver.storage.memory import InMemoryStorage
+from mcp_authserver.storage.connect import redacted, storage_from_settings
 from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
 from mcp_authserver.tokens.keys import KeyProvider
@@ -62,7 +63,7 @@ class EmbeddedAuthServer:
         self.clock = clock
         tokens = settings.tokens
         self.key_provider = key_provider or _keys_from(settings)
-        self.storage: Storage = storage or InMemoryStorage(max_entries=settings.storage.max_entries, clock=clock)
+        self.storage: Storage = storage or storage_from_settings(settings.storage, clock=clock)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
@@ -160,12 +161,22 @@ class EmbeddedAuthServer:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
         """For `Starlette(lifespan=auth.lifespan)`; closes the server on shutdown."""
+        await self.start()
         try:
             yield
         finally:
             await self.aclose()
 
+    async def start(self) -> None:
+        """Probe the storage once, so an outage shows in the log at startup. Never fails:
+        the server starts anyway and answers 503 until the storage is reachable."""
+        ping = getattr(self.storage, "ping", None)
+        if ping is not None:
+            with contextlib.suppress(StorageError):
+                await ping()
+
     async def __aenter__(self) -> EmbeddedAuthServer:
+        await self.start()
         return self
 
     async def __aexit__(
@@ -189,11 +200,13 @@ class EmbeddedAuthServer:
                 "every restart logs every client out",
                 extra={"event": "startup.ephemeral_key"},
             )
-        if memory_storage:
+        if memory_storage and self.settings.storage.is_memory:
             logger.info(
                 "in-memory storage: logins do not survive a restart and are not shared between processes",
                 extra={"event": "startup.memory_storage"},
             )
+        elif memory_storage:
+            logger.info("storage: %s", redacted(self.settings.storage.url), extra={"event": "startup.storage"})
         for name, url in (("issuer", self.settings.issuer), ("resource", self.settings.resource)):
             host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
             if url.startswith("http://") and not is_loopback_host(host):

@@ -177,16 +177,63 @@ class RegistrationSettings(_Group):
 
 
 class StorageSettings(_Group):
+    """Where state lives: this process's memory, or Redis (standalone, TLS, unix socket, Sentinel, Cluster)."""
+
     url: str = "memory://"
+    """`memory://`; `redis://host:6379/0`, `rediss://…` (TLS), `unix:///run/redis.sock?db=0`;
+    `redis+sentinel://h1:26379,h2:26379/<service>[/<db>]`; `redis+cluster://h1:7000,h2:7001`
+    (`rediss+sentinel://`, `rediss+cluster://` for TLS)."""
+    username: str | None = None
+    """Redis ACL user; overrides one in the URL."""
+    password: SecretStr | None = None
+    password_file: FilePath | None = None
+    sentinel_password: SecretStr | None = None
+    """Password of the Sentinel processes themselves, when they require one."""
+    tls_ca_file: FilePath | None = None
+    key_prefix: str = "mcp-authserver"
+    socket_timeout: float = Field(default=2.0, gt=0)
+    revocation_sync_interval: Duration = timedelta(milliseconds=500)
+    """How often each replica refreshes its copy of the revocation list: the bound on how long a
+    revocation on one replica takes to reach the others."""
     max_entries: int = Field(default=100_000, ge=100)
     """Memory backend: the bound of each record kind, so a flood of registrations cannot exhaust memory."""
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        if not value.startswith("memory://"):
-            raise ValueError("only memory:// storage is available in this version")
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in STORAGE_SCHEMES:
+            raise ValueError(f"the storage URL must start with one of {', '.join(sorted(STORAGE_SCHEMES))}://")
         return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or any(char in value for char in "{} \t\n"):
+            raise ValueError("key_prefix must be non-empty, without braces or white space")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> StorageSettings:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        if self.revocation_sync_interval <= timedelta(0):
+            raise ValueError("revocation_sync_interval must be positive")
+        return self
+
+    @property
+    def is_memory(self) -> bool:
+        return self.url.lower().startswith("memory://")
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return Path(self.password_file).read_text().strip()
+        return self.password.get_secret_value() if self.password else None
+
+
+STORAGE_SCHEMES = frozenset(
+    {"memory", "redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"}
+)
 
 
 class StaticClientSettings(_Group):

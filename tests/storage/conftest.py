@@ -7,25 +7,45 @@ Adding a backend is adding one entry; every contract test then runs against it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
+from mcp_authserver.settings import StorageSettings
 from mcp_authserver.storage import InMemoryStorage, Storage
+from mcp_authserver.storage.connect import storage_from_settings
 from tests.conftest import FakeClock
 
-StorageFactory = Callable[[FakeClock], AbstractAsyncContextManager[Storage]]
+StorageFactory = Callable[[FakeClock, pytest.FixtureRequest], AbstractAsyncContextManager[Storage]]
 
 
 @asynccontextmanager
-async def _memory(clock: FakeClock) -> AsyncIterator[Storage]:
+async def _memory(clock: FakeClock, _request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
     yield InMemoryStorage(clock=clock)
+
+
+def _redis(url_fixture: str) -> StorageFactory:
+    """A Redis backend on a server of the session's own; a fresh key prefix keeps tests apart."""
+
+    @asynccontextmanager
+    async def factory(clock: FakeClock, request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
+        url = request.getfixturevalue(url_fixture)
+        settings = StorageSettings(url=url, key_prefix=f"test-{uuid.uuid4().hex[:12]}")
+        yield storage_from_settings(settings, clock=clock)
+
+    return factory
 
 
 BACKENDS: dict[str, StorageFactory] = {
     "memory": _memory,
+    "redis": _redis("redis_url"),
+    "redis-cluster": _redis("redis_cluster_url"),
+    "redis-sentinel": _redis("redis_sentinel_url"),
 }
+CLOCK_DRIVEN = {"memory"}
+"""Backends whose expiry follows the injected clock (Redis TTLs run on the server's own time)."""
 
 
 @pytest.fixture(params=list(BACKENDS))
@@ -35,7 +55,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def storage(backend: str, clock: FakeClock) -> AsyncIterator[Storage]:
-    async with BACKENDS[backend](clock) as store:
+async def storage(backend: str, clock: FakeClock, request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
+    async with BACKENDS[backend](clock, request) as store:
         yield store
         await store.aclose()
+
+
+@pytest.fixture
+def clock_driven_backend(backend: str) -> None:
+    """For tests that move the injected clock to expire records."""
+    if backend not in CLOCK_DRIVEN:
+        pytest.skip(f"{backend} expires records on the server's clock; its TTLs are checked in test_redis.py")

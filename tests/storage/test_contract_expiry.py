@@ -14,7 +14,7 @@ from tests.conftest import FakeClock
 from tests.storage import builders
 from tests.storage.builders import DAY, LONG_TTL, new_hash, new_id
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("clock_driven_backend")]
 
 TTL = 60.0
 GRACE = 10.0

@@ -178,7 +178,7 @@ def test_settings_can_be_built_in_code_as_well(environment: pytest.MonkeyPatch) 
         ("MCP_AUTHSERVER_UPSTREAM__EXTRA_AUTHORIZE_PARAMS", "prompt=login"),
         ("MCP_AUTHSERVER_REGISTRATION__MAX_REDIRECT_URIS", "0"),
         ("MCP_AUTHSERVER_REGISTRATION__ENABLED", "maybe"),
-        ("MCP_AUTHSERVER_STORAGE__URL", "redis://localhost:6379/0"),
+        ("MCP_AUTHSERVER_STORAGE__URL", "postgres://localhost:5432/db"),
         ("MCP_AUTHSERVER_STORAGE__MAX_ENTRIES", "10"),
         ("MCP_AUTHSERVER_TOKENS__SIGNING_KEY_FILES", "/nonexistent/key.pem"),
         ("MCP_AUTHSERVER_TOKENS__TYPO", "1"),
@@ -323,3 +323,21 @@ def test_an_invalid_static_client_is_reported_under_the_one_clients_variable(env
     message = configuration_error()
     assert "MCP_AUTHSERVER_CLIENTS" in message
     assert "MCP_AUTHSERVER_CLIENTS__" not in message  # no such variable exists
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["memory://", "redis://localhost:6379/0", "rediss://cache.example:6380/1", "unix:///run/redis.sock?db=2",
+     "redis+sentinel://s1:26379,s2:26379/mymaster", "redis+cluster://n1:7000,n2:7001"],
+)  # fmt: skip
+def test_every_supported_storage_url_is_accepted(url: str) -> None:
+    from mcp_authserver.settings import StorageSettings
+
+    assert StorageSettings(url=url).url == url
+
+
+def test_a_storage_key_prefix_may_not_carry_a_hash_tag() -> None:
+    from mcp_authserver.settings import StorageSettings
+
+    with pytest.raises(ValueError, match="braces"):
+        StorageSettings(key_prefix="mcp{x}")

@@ -23,6 +23,7 @@ from mcp_authserver.storage.records import (
     RotationResult,
     UpstreamTokens,
 )
+from mcp_authserver.storage.redis import RedisStorage
 
 __all__ = [
     "AuthorizationCodeRecord",
@@ -39,6 +40,7 @@ __all__ = [
     "InMemoryStorage",
     "LoginStateStore",
     "PendingLogin",
+    "RedisStorage",
     "RevocationStore",
     "RotationResult",
     "Storage",

@@ -1,0 +1,96 @@
+"""Building a storage backend from `StorageSettings`: the one place storage URLs are understood."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+from mcp_authserver._clock import Clock
+from mcp_authserver.errors import ConfigurationError
+from mcp_authserver.settings import StorageSettings
+from mcp_authserver.storage.memory import InMemoryStorage
+from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.redis import RedisStorage
+
+__all__ = ["redacted", "storage_from_settings"]
+
+
+def storage_from_settings(settings: StorageSettings, *, clock: Clock) -> Storage:
+    """No connection is made here: a server whose Redis is down still starts, and answers 503."""
+    if settings.is_memory:
+        return InMemoryStorage(max_entries=settings.max_entries, clock=clock)
+    return RedisStorage(
+        _redis_client(settings),
+        key_prefix=settings.key_prefix,
+        clock=clock,
+        revocation_sync_interval=settings.revocation_sync_interval.total_seconds(),
+        description=redacted(settings.url),
+    )
+
+
+def redacted(url: str) -> str:
+    """The URL without credentials, for logs."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{hosts}{parts.path}"
+
+
+def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
+    parts = urlsplit(settings.url)
+    scheme = parts.scheme.lower()
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    url_user, _, url_password = userinfo.partition(":")
+    common: dict[str, Any] = {
+        "username": settings.username or unquote(url_user) or None,
+        "password": settings.resolved_password() or unquote(url_password) or None,
+        "socket_timeout": settings.socket_timeout,
+        "socket_connect_timeout": settings.socket_timeout,
+    }
+    tls = scheme.startswith("rediss")
+    if tls:
+        common.update(_tls(settings))
+
+    if scheme in ("redis", "rediss", "unix"):
+        plain = parts._replace(netloc=hosts).geturl() if scheme != "unix" else settings.url
+        if tls:
+            common.pop("ssl", None)
+        return Redis.from_url(plain, **common)
+
+    nodes = _hosts(hosts, settings.url)
+    if scheme.endswith("+cluster"):
+        return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes], **common)
+
+    path = [segment for segment in parts.path.split("/") if segment]
+    if not path:
+        raise ConfigurationError("MCP_AUTHSERVER_STORAGE__URL: a Sentinel URL ends with /<service name>[/<db>]")
+    db = int(path[1]) if len(path) > 1 else int(parse_qs(parts.query).get("db", ["0"])[0])
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": settings.socket_timeout}
+    if settings.sentinel_password is not None:
+        sentinel_kwargs["password"] = settings.sentinel_password.get_secret_value()
+    if tls:
+        sentinel_kwargs.update(_tls(settings))
+    sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs, **common)  # type: ignore[no-untyped-call]
+    master: Redis = sentinel.master_for(path[0], db=db)
+    return master
+
+
+def _hosts(netloc: str, url: str) -> list[tuple[str, int]]:
+    nodes = []
+    for item in netloc.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigurationError(f"MCP_AUTHSERVER_STORAGE__URL: hosts must be host:port ({redacted(url)})")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
+def _tls(settings: StorageSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    if settings.tls_ca_file is not None:
+        options["ssl_ca_certs"] = str(settings.tls_ca_file)
+    return options
