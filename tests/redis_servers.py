@@ -78,7 +78,8 @@ class RedisProcess:
             args = [REDIS_SERVER, str(config), "--sentinel"]
         else:
             args += self.extra
-        args += ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        defaults = ["--save", ""] + ([] if "--appendonly" in self.extra else ["--appendonly", "no"])
+        args += ["--port", str(self.port), "--bind", "127.0.0.1", *defaults,
                  "--dir", str(self.directory), "--logfile", str(self.directory / f"redis-{self.port}.log")]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: _cli(self.port, "PING") == "PONG", f"redis on port {self.port}")
@@ -95,9 +96,13 @@ class RedisProcess:
 
 
 @contextlib.contextmanager
-def standalone() -> Iterator[RedisProcess]:
+def standalone(*extra: str, persistent: bool = False) -> Iterator[RedisProcess]:
+    """One server; `persistent` keeps an fsync'd append-only file, so a killed server comes back with its data."""
     with tempfile.TemporaryDirectory(prefix="redis-") as directory:
-        server = RedisProcess(free_port(), Path(directory))
+        options = [*extra]
+        if persistent:
+            options += ["--appendonly", "yes", "--appendfsync", "always"]
+        server = RedisProcess(free_port(), Path(directory), options)
         server.start()
         try:
             yield server
