@@ -1,0 +1,22 @@
+"""A replica for the multi-process tests: the authorization server from the environment, and a
+protected endpoint that says who called. Run with `uvicorn tests.integration.replica_app:create_app --factory`."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mcp_authserver import AuthServerSettings, EmbeddedAuthServer, get_principal
+
+
+def create_app() -> Starlette:
+    auth = EmbeddedAuthServer(AuthServerSettings())
+
+    async def whoami(request: Request) -> JSONResponse:
+        principal = get_principal(request)
+        return JSONResponse({"subject": principal.subject if principal else None})
+
+    protected = auth.protect(Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"])]))
+    return Starlette(routes=[*auth.starlette_routes(), Route("/mcp", protected)], lifespan=auth.lifespan)
