@@ -148,7 +148,7 @@ class Cluster:
             current = await redis.hget(f"{self.key_prefix}:{{{grant_id}}}:grant", "current")
         finally:
             await redis.aclose()
-        return (current or b"").decode()
+        return current.decode() if isinstance(current, bytes) else (current or "")
 
 
 @pytest.fixture(scope="module")
