@@ -163,3 +163,32 @@ def sentinel_setup(service: str = "mymaster") -> Iterator[tuple[RedisProcess, Re
         finally:
             for process in (watcher, replica, master):
                 process.stop()
+
+
+@contextlib.contextmanager
+def tls_standalone(cert_file: Path, key_file: Path) -> Iterator[int]:
+    """A Redis that speaks only TLS; yields its port."""
+    assert REDIS_SERVER is not None
+    assert REDIS_CLI is not None
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="redis-tls-") as directory:
+        process = subprocess.Popen(
+            [REDIS_SERVER, "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert_file),
+             "--tls-key-file", str(key_file), "--tls-auth-clients", "no", "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", directory],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+        def ready() -> bool:
+            result = subprocess.run(
+                [REDIS_CLI, "--tls", "--insecure", "-h", "127.0.0.1", "-p", str(port), "PING"],
+                capture_output=True, text=True, timeout=10, check=False,
+            )  # fmt: skip
+            return result.stdout.strip() == "PONG"
+
+        try:
+            _wait(ready, f"TLS redis on port {port}")
+            yield port
+        finally:
+            process.kill()
+            process.wait(timeout=10)

@@ -167,3 +167,56 @@ async def test_a_revocation_copy_that_cannot_be_refreshed_is_not_trusted(clock: 
         server.start()
         assert await storage.is_revoked("g", "t") is False
         await storage.aclose()
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    server = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    paths = (directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+async def test_a_rediss_url_speaks_tls_and_verifies_the_server_certificate(clock: FakeClock, tmp_path: Path) -> None:
+    redis_servers.require_redis()
+    ca, cert, key = _certificates(tmp_path)
+    with redis_servers.tls_standalone(cert, key) as port:
+        trusted = _storage(f"rediss://127.0.0.1:{port}/0", clock, tls_ca_file=str(ca))
+        client = builders.client()
+        await trusted.put_client(client, ttl=60)
+        assert await trusted.get_client(client.client_id) is not None
+        await trusted.aclose()
+        untrusted = _storage(f"rediss://127.0.0.1:{port}/0", clock)  # the system CAs do not know the test CA
+        with pytest.raises(StorageError):
+            await untrusted.get_client(client.client_id)
+        await untrusted.aclose()
