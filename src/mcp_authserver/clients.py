@@ -50,6 +50,9 @@ def _parse_basic(encoded: str) -> tuple[str, str]:
     return unquote_plus(client_id), unquote_plus(secret)
 
 
+_RENEWAL_INTERVAL = 3600.0
+
+
 class ClientDirectory:
     """The single place clients are looked up and authenticated."""
 
@@ -58,6 +61,7 @@ class ClientDirectory:
         self._static = {client.client_id: _static_record(client) for client in static}
         self._client_ttl = client_ttl
         self._clock = clock
+        self._renewed: dict[str, float] = {}
 
     async def get(self, client_id: str) -> ClientRecord | None:
         static = self._static.get(client_id)
@@ -69,9 +73,20 @@ class ClientDirectory:
         await self._store.put_client(client, ttl=self._client_ttl)
 
     async def renew(self, client: ClientRecord) -> None:
-        """A client that keeps using its registration keeps it (registrations expire when unused)."""
-        if not client.static:
-            await self._store.put_client(client, ttl=self._client_ttl)
+        """A client that keeps using its registration keeps it (registrations expire when unused).
+
+        At most once an hour per process: the TTL is days long, and a write per token request would
+        double the storage traffic of a refresh.
+        """
+        if client.static:
+            return
+        now = self._clock()
+        if now - self._renewed.get(client.client_id, -_RENEWAL_INTERVAL) < _RENEWAL_INTERVAL:
+            return
+        await self._store.put_client(client, ttl=self._client_ttl)
+        if len(self._renewed) >= 10_000:
+            self._renewed.clear()
+        self._renewed[client.client_id] = now
 
     async def authenticate(self, credentials: ClientCredentials) -> ClientRecord:
         """The client, if it proved who it is the way it registered to (OAuth 2.1 §2.4, §3.2.1)."""

@@ -139,7 +139,6 @@ class GrantService:
         refresh_token = new_refresh_token(grant.grant_id) if "refresh_token" in client.grant_types else None
         family_ttl = self._refresh_ttl if refresh_token else self._revocation_ttl
         await self._storage.put_grant(grant, credential_hash(refresh_token) if refresh_token else None, ttl=family_ttl)
-        await self._extend_upstream_tokens(grant)
         logger.info(
             "grant opened",
             extra={"event": "grant.opened", "client_id": client.client_id, "grant": fingerprint(grant.grant_id)},
@@ -177,7 +176,6 @@ class GrantService:
             raise InvalidGrantError("the refresh token has already been used")
         if result.outcome == "unknown" or result.grant is None:
             raise InvalidGrantError("the refresh token is invalid or has expired")
-        await self._extend_upstream_tokens(result.grant)
         return self._respond(result.grant, scopes, new_token)
 
     async def revoke_grant(self, grant_id: str, *, reason: str) -> None:
@@ -206,12 +204,6 @@ class GrantService:
         return TokenResponse(
             access_token=issued.token, expires_in=issued.expires_in, scope=" ".join(scopes), refresh_token=refresh_token
         )
-
-    async def _extend_upstream_tokens(self, grant: GrantRecord) -> None:
-        tokens = await self._storage.get_upstream_tokens(grant.grant_id)
-        if tokens is not None:
-            ttl = max(1.0, min(self._refresh_ttl, grant.expires_at - self._clock()))
-            await self._storage.put_upstream_tokens(grant.grant_id, tokens, ttl=ttl)
 
 
 def new_refresh_token(grant_id: str) -> str:

@@ -59,10 +59,3 @@ async def storage(backend: str, clock: FakeClock, request: pytest.FixtureRequest
     async with BACKENDS[backend](clock, request) as store:
         yield store
         await store.aclose()
-
-
-@pytest.fixture
-def clock_driven_backend(backend: str) -> None:
-    """For tests that move the injected clock to expire records."""
-    if backend not in CLOCK_DRIVEN:
-        pytest.skip(f"{backend} expires records on the server's clock; its TTLs are checked in test_redis.py")

@@ -13,8 +13,16 @@ from mcp_authserver.storage import Storage
 from tests.conftest import FakeClock
 from tests.storage import builders
 from tests.storage.builders import DAY, LONG_TTL, new_hash, new_id
+from tests.storage.conftest import CLOCK_DRIVEN
 
-pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("clock_driven_backend")]
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=sorted(CLOCK_DRIVEN))
+def backend(request: pytest.FixtureRequest) -> str:
+    """Only backends whose expiry follows the injected clock; Redis TTLs are checked in test_redis.py."""
+    return str(request.param)
+
 
 TTL = 60.0
 GRACE = 10.0

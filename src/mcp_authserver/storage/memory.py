@@ -79,6 +79,12 @@ class _Table(Generic[K, V]):
             if len(self._expiries) > 2 * len(items) + 1024:
                 self._compact()
 
+    def extend(self, key: K, expires_at: float) -> None:
+        """Give a live entry a new expiry time; nothing happens to a missing one."""
+        value = self.get(key)
+        if value is not None:
+            self.put_until(key, value, expires_at)
+
     def pop(self, key: K) -> V | None:
         item = self._items.pop(key, None)
         if item is None or item[0] <= self._clock():
@@ -175,6 +181,7 @@ class InMemoryStorage:
     async def put_grant(self, grant: GrantRecord, refresh_hash: str | None, *, ttl: float) -> None:
         expires_at = min(self._clock() + ttl, grant.expires_at)
         self._families.put_until(grant.grant_id, _Family(grant=grant, current=refresh_hash or ""), expires_at)
+        self._upstream.extend(grant.grant_id, expires_at)
 
     async def get_grant(self, grant_id: str) -> GrantRecord | None:
         family = self._families.get(grant_id)
@@ -207,7 +214,9 @@ class InMemoryStorage:
             # Tokens still inside the grace window stay; the oldest others are forgotten.
             retired = (*(h for h in retired[:-RETIRED_PER_FAMILY] if h in previous), *retired[-RETIRED_PER_FAMILY:])
         updated = replace(family, current=new_hash, previous=previous, rotated_at=rotated_at, retired=retired)
-        self._families.put_until(grant_id, updated, min(now + ttl, family.grant.expires_at))
+        expires_at = min(now + ttl, family.grant.expires_at)
+        self._families.put_until(grant_id, updated, expires_at)
+        self._upstream.extend(grant_id, expires_at)
         return outcome
 
     async def has_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:

@@ -75,7 +75,11 @@ class GrantStore(Protocol):
     """
 
     async def put_grant(self, grant: GrantRecord, refresh_hash: str | None, *, ttl: float) -> None:
-        """Create the grant with its first refresh token (None: the client gets none) as the current one."""
+        """Create the grant with its first refresh token (None: the client gets none) as the current one.
+
+        The grant lives `ttl` (never past `grant.expires_at`), and so do its upstream tokens, if stored:
+        this call and every rotation extend them together.
+        """
 
     async def get_grant(self, grant_id: str) -> GrantRecord | None: ...
 

@@ -71,7 +71,7 @@ end
 return 0
 """
 
-# KEYS[1] grant hash. ARGV: presented, new, now, grace, idle ttl (s), max retired.
+# KEYS[1] grant hash, KEYS[2] its upstream tokens. ARGV: presented, new, now, grace, idle ttl (s), max retired.
 # Returns {outcome, grant json} as GrantStore.rotate_refresh_token describes.
 _ROTATE = """
 local f = redis.call('HMGET', KEYS[1], 'grant', 'expires_at', 'current', 'previous', 'rotated_at', 'retired')
@@ -101,8 +101,9 @@ for i, x in ipairs(items) do
 end
 redis.call('HSET', KEYS[1], 'current', ARGV[2], 'previous', previous, 'rotated_at', rotated_at,
   'retired', table.concat(kept, ' '))
-local ttl = math.min(tonumber(ARGV[5]), tonumber(f[2]) - now)
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.floor(ttl * 1000)))
+local ttl = math.max(1, math.floor(math.min(tonumber(ARGV[5]), tonumber(f[2]) - now) * 1000))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
 return {outcome, f[1]}
 """
 
@@ -165,6 +166,9 @@ class RedisStorage:
         self._sync_task: asyncio.Task[None] | None = None
         self._sync_lock = asyncio.Lock()
         self._down = False
+        self._closed = False
+        # Time a Redis command may take to give up: the sync task is given this long to stop on close.
+        self._socket_grace = 10.0
 
     @property
     def client(self) -> RedisClient:
@@ -260,6 +264,7 @@ class RedisStorage:
             pipe.delete(key)
             pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # redis-py's Mapping is invariant
             pipe.pexpire(key, _ms(lifetime))
+            pipe.pexpire(self._upstream_key(grant.grant_id), _ms(lifetime))
             await pipe.execute()
 
     @_storage_call
@@ -272,7 +277,7 @@ class RedisStorage:
         self, grant_id: str, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
     ) -> RotationResult:
         args: list[str | int] = [presented_hash, new_hash, repr(now), repr(grace), repr(ttl), RETIRED_PER_FAMILY]
-        reply = await self._rotate(keys=[self._grant_key(grant_id)], args=args)
+        reply = await self._rotate(keys=[self._grant_key(grant_id), self._upstream_key(grant_id)], args=args)
         outcome = _OUTCOMES[_text(reply[0])]
         grant = decode(GrantRecord, reply[1]) if len(reply) > 1 else None
         return RotationResult(outcome, grant)
@@ -329,7 +334,7 @@ class RedisStorage:
         async with self._sync_lock:
             if not self._copy_is_fresh():
                 await self._sync()
-        if self._sync_task is None or self._sync_task.done():
+        if not self._closed and (self._sync_task is None or self._sync_task.done()):
             self._sync_task = asyncio.get_running_loop().create_task(self._keep_synced())
 
     @_storage_call
@@ -346,7 +351,9 @@ class RedisStorage:
         self._synced_at = time.monotonic()
 
     async def _keep_synced(self) -> None:
-        while True:
+        # The flag, not only cancellation, ends the loop: a cancel that lands inside a Redis command can
+        # come back as a connection error (asyncio.timeout in Python 3.11), which the loop would outlive.
+        while not self._closed:
             await asyncio.sleep(self._sync_interval)
             with contextlib.suppress(StorageError):
                 await self._sync()
@@ -392,11 +399,11 @@ class RedisStorage:
         await self._redis.ping()
 
     async def aclose(self) -> None:
+        self._closed = True
         task, self._sync_task = self._sync_task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait({task}, timeout=self._sync_interval + self._socket_grace)
         with contextlib.suppress(RedisError, OSError):
             await self._redis.aclose()
 
