@@ -1,6 +1,8 @@
-"""Figure 1: requests/s of a trivial endpoint behind a bearer middleware, over the same endpoint bare.
+"""Figure 1 in process: requests/s of a trivial endpoint behind a bearer middleware, over the same endpoint bare.
 
-Three ASGI apps get the same requests in the same loop, in interleaved rounds:
+The strict measure of the middleware's own cost: no HTTP server, no client, no network around it
+(`benchmarks.bearer_http` measures the same three apps over HTTP, the issue's method). Three ASGI apps
+get the same requests in the same loop, in interleaved rounds:
 
 - bare: a Starlette app with one route answering `PlainTextResponse("ok")`;
 - ours: `auth.protect(bare)`, with one valid access token repeated (the steady state of a session);
@@ -92,15 +94,6 @@ class BearerResult:
     @property
     def sdk_overhead_us(self) -> float:
         return (1 / self.sdk_rps - 1 / self.bare_rps) * 1e6
-
-    def projected_ratio(self, sdk_ratio: float) -> float:
-        """Our ratio over a bare endpoint as slow as one on which the SDK stack reaches `sdk_ratio`.
-
-        The same per-request costs, over a baseline that includes whatever the in-process loop
-        leaves out (an HTTP server, a client, the network): bare = r·o_sdk / (1 - r).
-        """
-        bare_us = sdk_ratio * self.sdk_overhead_us / (1 - sdk_ratio)
-        return bare_us / (bare_us + self.ours_overhead_us)
 
 
 async def _loop(app: ASGIApp, template: Scope, iterations: int) -> None:
