@@ -392,17 +392,9 @@ async def _round(server: _ServerProcess, load: _Load, request: bytes, duration: 
 
 
 @dataclass(frozen=True)
-class HttpBearerResult:
-    bare_rps: float
-    """Median over rounds, as are the two below."""
-    ours_rps: float
-    sdk_rps: float
-    ratio: float
-    """Median over rounds of ours/bare, each round's pair measured back to back."""
-    sdk_ratio: float
-    ratio_of_best: float
-    sdk_ratio_of_best: float
-    rounds: int
+class HttpBearerResult(bearer.BearerResult):
+    """The same figures as in process (rates are medians over rounds), plus how the run went."""
+
     client_cpu_share: float
     """The client's CPU time over wall time, the most of any round: well below 1, it kept up."""
     server_cpu_share: float

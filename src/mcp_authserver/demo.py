@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -140,33 +141,37 @@ def _pick_form(page: str) -> tuple[str, dict[str, str]] | None:
     return (html.unescape(action.group(1)) if action else "", fields)
 
 
+class MemoryTokenStorage:
+    """The `mcp` SDK client's `TokenStorage`, in memory: what a real client keeps between sessions."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
 async def run_check(mcp_url: str) -> dict[str, Any]:
     """The `mcp` SDK client, headless: discovery → DCR → consent → upstream → token → whoami."""
     import httpx2
     from mcp import Client
     from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
     from mcp.client.streamable_http import streamable_http_client
-    from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+    from mcp.shared.auth import OAuthClientMetadata
 
     redirect_uri = "http://127.0.0.1:53682/callback"
     browser = HeadlessBrowser(redirect_uri)
     landed: dict[str, str] = {}
-
-    class Memory:
-        tokens: OAuthToken | None = None
-        client: OAuthClientInformationFull | None = None
-
-        async def get_tokens(self) -> OAuthToken | None:
-            return self.tokens
-
-        async def set_tokens(self, tokens: OAuthToken) -> None:
-            self.tokens = tokens
-
-        async def get_client_info(self) -> OAuthClientInformationFull | None:
-            return self.client
-
-        async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-            self.client = client_info
 
     async def redirect_handler(url: str) -> None:
         landed.clear()
@@ -183,7 +188,7 @@ async def run_check(mcp_url: str) -> dict[str, Any]:
         grant_types=["authorization_code", "refresh_token"],
         token_endpoint_auth_method="none",
     )
-    provider = OAuthClientProvider(mcp_url, metadata, Memory(), redirect_handler, callback_handler)
+    provider = OAuthClientProvider(mcp_url, metadata, MemoryTokenStorage(), redirect_handler, callback_handler)
     async with (
         httpx2.AsyncClient(auth=provider, timeout=30) as http,
         Client(streamable_http_client(mcp_url, http_client=http)) as client,

@@ -6,7 +6,6 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -14,10 +13,10 @@ import pytest
 from mcp import Client
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 
 from mcp_authserver import EmbeddedAuthServer
-from mcp_authserver.demo import HeadlessBrowser
+from mcp_authserver.demo import HeadlessBrowser, MemoryTokenStorage
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.anyio
@@ -25,27 +24,14 @@ pytestmark = pytest.mark.anyio
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
 
 
-@dataclass
-class SDKClient:
+class SDKClient(MemoryTokenStorage):
     """What a real MCP client keeps between sessions, and how often its user had to log in."""
 
-    subject: str = "erin@example.com"
-    tokens: OAuthToken | None = None
-    client: OAuthClientInformationFull | None = None
-    logins: int = 0
-    landed: dict[str, str] = field(default_factory=dict)
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
+    def __init__(self, subject: str = "erin@example.com") -> None:
+        super().__init__()
+        self.subject = subject
+        self.logins = 0
+        self.landed: dict[str, str] = {}
 
     async def _redirect(self, url: str) -> None:
         self.logins += 1
