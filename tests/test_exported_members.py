@@ -17,7 +17,8 @@ def test_the_public_surface_is_exactly_this() -> None:
     assert set(mcp_authserver.__all__) == {
         "AccessDeniedError", "AccessTokenIssuer", "AccessTokenVerifier", "AuthServerError", "AuthServerSettings",
         "AuthenticatedPrincipal", "BearerAuthMiddleware", "ConfigurationError", "ConsentSettings",
-        "EmbeddedAuthServer", "InsufficientScopeError", "InvalidClientError", "InvalidClientMetadataError",
+        "EmbeddedAuthServer", "EncryptionSettings", "InsufficientScopeError", "InvalidClientError",
+        "InvalidClientMetadataError",
         "InvalidGrantError", "InvalidRedirectURIError", "InvalidRequestError", "InvalidScopeError",
         "InvalidTargetError", "InvalidTokenError", "KeyProvider", "OAuthError", "RegistrationSettings",
         "RequestTooLargeError", "SigningKey", "StaticClientSettings", "StorageError", "StorageSettings",

@@ -29,6 +29,7 @@ from mcp_authserver.server import EmbeddedAuthServer
 from mcp_authserver.settings import (
     AuthServerSettings,
     ConsentSettings,
+    EncryptionSettings,
     RegistrationSettings,
     StaticClientSettings,
     StorageSettings,
@@ -51,6 +52,7 @@ __all__ = [
     "ConfigurationError",
     "ConsentSettings",
     "EmbeddedAuthServer",
+    "EncryptionSettings",
     "InsufficientScopeError",
     "InvalidClientError",
     "InvalidClientMetadataError",

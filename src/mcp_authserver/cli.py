@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import secrets
 import sys
 
 from mcp_authserver.errors import ConfigurationError
@@ -21,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     generate = keys_commands.add_parser("generate", help="print a new PEM private key")
     generate.add_argument("--alg", choices=["ES256", "RS256", "EdDSA"], default="ES256")
+    keys_commands.add_parser("encryption-key", help="print a new AES-256 key for MCP_AUTHSERVER_ENCRYPTION__KEYS")
     commands.add_parser("check", help="validate the MCP_AUTHSERVER_* settings and print a summary")
 
     args = parser.parse_args(argv)
@@ -32,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return demo.main(args)
     if args.command == "keys":
+        if args.keys_command == "encryption-key":
+            sys.stdout.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+            return 0
         from mcp_authserver.tokens.keys import SigningKey
 
         sys.stdout.write(SigningKey.generate(args.alg).to_pem().decode())

@@ -27,6 +27,7 @@ from mcp_authserver.sdk import TokenVerifier
 from mcp_authserver.settings import AuthServerSettings
 from mcp_authserver.storage.connect import redacted, storage_from_settings
 from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
+from mcp_authserver.storage.sealing import Sealer
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
 from mcp_authserver.tokens.keys import KeyProvider
 from mcp_authserver.upstream.provider import UpstreamProvider
@@ -63,7 +64,9 @@ class EmbeddedAuthServer:
         self.clock = clock
         tokens = settings.tokens
         self.key_provider = key_provider or _keys_from(settings)
-        self.storage: Storage = storage or storage_from_settings(settings.storage, clock=clock)
+        keys = settings.encryption.resolved_keys()
+        self.sealer = Sealer(keys) if keys else None
+        self.storage: Storage = storage or storage_from_settings(settings.storage, clock=clock, sealer=self.sealer)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
@@ -207,6 +210,11 @@ class EmbeddedAuthServer:
             )
         elif memory_storage:
             logger.info("storage: %s", redacted(self.settings.storage.url), extra={"event": "startup.storage"})
+            if self.sealer is None:
+                logger.warning(
+                    "no encryption key (MCP_AUTHSERVER_ENCRYPTION__KEYS): upstream tokens are stored in Redis in clear",
+                    extra={"event": "startup.no_encryption_key"},
+                )
         for name, url in (("issuer", self.settings.issuer), ("resource", self.settings.resource)):
             host = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
             if url.startswith("http://") and not is_loopback_host(host):

@@ -34,6 +34,7 @@ __all__ = [
     "ENV_PREFIX",
     "AuthServerSettings",
     "ConsentSettings",
+    "EncryptionSettings",
     "RegistrationSettings",
     "StaticClientSettings",
     "StorageSettings",
@@ -236,6 +237,34 @@ STORAGE_SCHEMES = frozenset(
 )
 
 
+class EncryptionSettings(_Group):
+    """Keys that encrypt upstream tokens and upstream client secrets at rest (AES-256-GCM)."""
+
+    keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """base64 of 32 random bytes each, separated by spaces or commas: the first encrypts, all decrypt."""
+    key_files: PathList = Field(default_factory=list)
+    """Files holding one such key each; read after `keys`."""
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        return _split_words(value)
+
+    _split_files = field_validator("key_files", mode="before")(_split_words)
+
+    @model_validator(mode="after")
+    def _check(self) -> EncryptionSettings:
+        self.resolved_keys()  # a malformed key fails now, not at the first login
+        return self
+
+    def resolved_keys(self) -> list[bytes]:
+        from mcp_authserver.storage.sealing import parse_key
+
+        keys = [parse_key(key.get_secret_value(), source="keys") for key in self.keys]
+        keys += [parse_key(Path(path).read_text(), source=str(path)) for path in self.key_files]
+        return keys
+
+
 class StaticClientSettings(_Group):
     """A pre-registered client (MCP authorization §5.2), e.g. for the conformance suite."""
 
@@ -279,6 +308,7 @@ class AuthServerSettings(BaseSettings):
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     clients: Annotated[list[StaticClientSettings], NoDecode] = Field(default_factory=list)
 
     _split = field_validator("scopes_supported", "default_scopes", "cors_origins", mode="before")(_split_words)

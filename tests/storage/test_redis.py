@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -220,3 +221,81 @@ async def test_a_rediss_url_speaks_tls_and_verifies_the_server_certificate(clock
         with pytest.raises(StorageError):
             await untrusted.get_client(client.client_id)
         await untrusted.aclose()
+
+
+async def test_after_a_login_no_token_or_secret_is_stored_in_clear(
+    redis_url: str, upstream_url: str, clock: FakeClock
+) -> None:
+    import base64
+    import secrets
+
+    from mcp_authserver.storage.records import DCRKey
+    from tests.harness import running_harness
+
+    prefix = f"sealed-{uuid.uuid4().hex[:8]}"
+    storage = {"url": redis_url, "key_prefix": prefix}
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    async with running_harness(clock, upstream_url, storage=storage, encryption={"keys": [key]}) as harness:
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        client = await harness.register(token_endpoint_auth_method="client_secret_post")
+        grant_id = tokens["refresh_token"].split(".", 1)[0]
+        upstream = await harness.auth.upstream_tokens.get_upstream_tokens(grant_id)
+        assert upstream is not None
+        assert upstream.refresh_token is not None
+        resolution = builders.dcr_resolution(clock.now)
+        await harness.auth.dcr_store.put_dcr_resolution(DCRKey.build("https://as", "https://as/cb", []), resolution)
+        assert resolution.client_secret is not None
+        assert resolution.registration_access_token is not None
+        secrets_in_play = [
+            upstream.access_token, upstream.refresh_token, tokens["access_token"], tokens["refresh_token"],
+            tokens["refresh_token"].split(".", 1)[1], client["client_secret"], resolution.client_secret,
+            resolution.registration_access_token,
+        ]  # fmt: skip
+
+        admin = Redis.from_url(redis_url)
+        try:
+            dump = b""
+            async for name in admin.scan_iter(match=f"{prefix}:*"):
+                kind = await admin.type(name)
+                values: Any
+                if kind == b"string":
+                    values = [await admin.get(name)]
+                elif kind == b"hash":
+                    values = [item for pair in (await admin.hgetall(name)).items() for item in pair]
+                else:
+                    values = await admin.zrange(name, 0, -1)
+                dump += name + b"".join(value for value in values if isinstance(value, bytes))
+        finally:
+            await admin.aclose()
+        for secret in secrets_in_play:
+            assert secret.encode() not in dump
+
+
+async def test_values_written_before_a_key_was_configured_stay_readable_and_moved_values_do_not_open(
+    redis_url: str, clock: FakeClock
+) -> None:
+    import secrets
+
+    from mcp_authserver.storage.sealing import Sealer
+
+    prefix = f"migrate-{uuid.uuid4().hex[:8]}"
+    settings = StorageSettings(url=redis_url, key_prefix=prefix)
+    plain = storage_from_settings(settings, clock=clock)
+    sealed = storage_from_settings(settings, clock=clock, sealer=Sealer([secrets.token_bytes(32)]))
+    before, after = builders.upstream_tokens(clock.now), builders.upstream_tokens(clock.now)
+    await plain.put_upstream_tokens("grant-a-000000000000000", before, ttl=60)
+    assert await sealed.get_upstream_tokens("grant-a-000000000000000") == before
+
+    await sealed.put_upstream_tokens("grant-b-000000000000000", after, ttl=60)
+    assert await sealed.get_upstream_tokens("grant-b-000000000000000") == after
+    assert await plain.get_upstream_tokens("grant-b-000000000000000") is None  # sealed, and no key to open it
+    admin = Redis.from_url(redis_url)
+    try:
+        raw = await admin.get(f"{prefix}:{{grant-b-000000000000000}}:upstream")
+        assert raw is not None
+        await admin.set(f"{prefix}:{{grant-c-000000000000000}}:upstream", raw, px=60_000)
+    finally:
+        await admin.aclose()
+    assert await sealed.get_upstream_tokens("grant-c-000000000000000") is None
+    await plain.aclose()
+    await sealed.aclose()

@@ -16,12 +16,17 @@ from mcp_authserver.settings import StorageSettings
 from mcp_authserver.storage.memory import InMemoryStorage
 from mcp_authserver.storage.protocols import Storage
 from mcp_authserver.storage.redis import RedisStorage
+from mcp_authserver.storage.sealing import Sealer
 
 __all__ = ["redacted", "storage_from_settings"]
 
 
-def storage_from_settings(settings: StorageSettings, *, clock: Clock) -> Storage:
-    """No connection is made here: a server whose Redis is down still starts, and answers 503."""
+def storage_from_settings(settings: StorageSettings, *, clock: Clock, sealer: Sealer | None = None) -> Storage:
+    """No connection is made here: a server whose Redis is down still starts, and answers 503.
+
+    `sealer` encrypts upstream tokens and upstream client secrets; process memory is not "at rest",
+    so the memory backend keeps them as they are.
+    """
     if settings.is_memory:
         return InMemoryStorage(max_entries=settings.max_entries, clock=clock)
     return RedisStorage(
@@ -30,6 +35,7 @@ def storage_from_settings(settings: StorageSettings, *, clock: Clock) -> Storage
         clock=clock,
         revocation_sync_interval=settings.revocation_sync_interval.total_seconds(),
         description=redacted(settings.url),
+        sealer=sealer,
     )
 
 

@@ -43,6 +43,7 @@ from mcp_authserver.storage.records import (
     RotationResult,
     UpstreamTokens,
 )
+from mcp_authserver.storage.sealing import Sealer, SealError, is_sealed
 
 __all__ = ["RedisStorage"]
 
@@ -149,8 +150,10 @@ class RedisStorage:
         clock: Clock = system_clock,
         revocation_sync_interval: float = 0.5,
         description: str = "redis",
+        sealer: Sealer | None = None,
     ) -> None:
         self._redis = client
+        self._sealer = sealer
         self._prefix = key_prefix
         self._clock = clock
         self._description = description
@@ -358,15 +361,37 @@ class RedisStorage:
             with contextlib.suppress(StorageError):
                 await self._sync()
 
+    # Secrets at rest: sealed when a key is configured, bound to the key they are stored under.
+    def _seal(self, key: str, record: object) -> bytes | str:
+        data = encode(record)
+        return self._sealer.seal(data.encode(), key) if self._sealer is not None else data
+
+    def _unseal(self, key: str, data: bytes | str) -> bytes | str | None:
+        if isinstance(data, str) or not is_sealed(data):
+            return data  # written before a key was configured: still readable, sealed at its next write
+        if self._sealer is None:
+            logger.warning(
+                "a sealed value cannot be read: no encryption key is configured", extra={"event": "storage.sealed"}
+            )
+            return None
+        try:
+            return self._sealer.unseal(data, key)
+        except SealError as exc:
+            logger.warning("a sealed value was dropped: %s", exc, extra={"event": "storage.unseal_failed"})
+            return None
+
     # UpstreamTokenStore
     @_storage_call
     async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens, *, ttl: float) -> None:
-        await self._redis.set(self._upstream_key(grant_id), encode(tokens), px=_ms(ttl))
+        key = self._upstream_key(grant_id)
+        await self._redis.set(key, self._seal(key, tokens), px=_ms(ttl))
 
     @_storage_call
     async def get_upstream_tokens(self, grant_id: str) -> UpstreamTokens | None:
-        data = await self._redis.get(self._upstream_key(grant_id))
-        return None if data is None else decode(UpstreamTokens, data)
+        key = self._upstream_key(grant_id)
+        data = await self._redis.get(key)
+        plain = None if data is None else self._unseal(key, data)
+        return None if plain is None else decode(UpstreamTokens, plain)
 
     @_storage_call
     async def delete_upstream_tokens(self, grant_id: str) -> None:
@@ -375,8 +400,10 @@ class RedisStorage:
     # DCRCredentialStore
     @_storage_call
     async def get_dcr_resolution(self, key: DCRKey) -> DCRResolution | None:
-        data = await self._redis.get(self._dcr_key(key))
-        return None if data is None else decode(DCRResolution, data)
+        redis_key = self._dcr_key(key)
+        data = await self._redis.get(redis_key)
+        plain = None if data is None else self._unseal(redis_key, data)
+        return None if plain is None else decode(DCRResolution, plain)
 
     @_storage_call
     async def put_dcr_resolution(self, key: DCRKey, resolution: DCRResolution) -> None:
@@ -384,7 +411,8 @@ class RedisStorage:
         lifetime = _DCR_MAX_AGE
         if resolution.client_secret_expires_at:
             lifetime = min(lifetime, resolution.client_secret_expires_at - self._clock())
-        await self._redis.set(self._dcr_key(key), encode(resolution), px=_ms(lifetime))
+        redis_key = self._dcr_key(key)
+        await self._redis.set(redis_key, self._seal(redis_key, resolution), px=_ms(lifetime))
 
     @_storage_call
     async def delete_dcr_resolution(self, key: DCRKey) -> None:
