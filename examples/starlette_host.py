@@ -41,7 +41,8 @@ def create_app(settings: AuthServerSettings) -> Starlette:
         async with mcp.session_manager.run(), auth.lifespan():
             yield
 
-    protected = auth.protect(StreamableHTTPASGIApp(mcp.session_manager))
+    # This server runs its own tools and never calls the upstream: no token swap (proxies keep it on).
+    protected = auth.protect(StreamableHTTPASGIApp(mcp.session_manager), swap=False)
     app = Starlette(routes=[*auth.starlette_routes(), Route("/mcp", endpoint=protected)], lifespan=lifespan)
     app.state.auth = auth
     return app

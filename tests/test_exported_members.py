@@ -24,5 +24,5 @@ def test_the_public_surface_is_exactly_this() -> None:
         "RequestTooLargeError", "SigningKey", "StaticClientSettings", "StorageError", "StorageSettings",
         "TemporarilyUnavailableError", "TokenSettings", "UnauthorizedClientError", "UnsupportedGrantTypeError",
         "UnsupportedResponseTypeError", "UnsupportedTokenTypeError", "UpstreamError", "UpstreamRefreshError",
-        "UpstreamSettings", "__version__", "get_principal",
+        "UpstreamSettings", "UpstreamSwapMiddleware", "UpstreamTokenRefresher", "__version__", "get_principal",
     }  # fmt: skip

@@ -25,6 +25,7 @@ from mcp_authserver.errors import (
     UpstreamRefreshError,
 )
 from mcp_authserver.middleware.bearer import BearerAuthMiddleware, get_principal
+from mcp_authserver.middleware.upstream_swap import UpstreamSwapMiddleware
 from mcp_authserver.server import EmbeddedAuthServer
 from mcp_authserver.settings import (
     AuthServerSettings,
@@ -38,6 +39,7 @@ from mcp_authserver.settings import (
 )
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier, AuthenticatedPrincipal
 from mcp_authserver.tokens.keys import KeyProvider, SigningKey
+from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 
 __version__ = "0.1.0"
 
@@ -79,6 +81,8 @@ __all__ = [
     "UpstreamError",
     "UpstreamRefreshError",
     "UpstreamSettings",
+    "UpstreamSwapMiddleware",
+    "UpstreamTokenRefresher",
     "__version__",
     "get_principal",
 ]

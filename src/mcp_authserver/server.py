@@ -20,6 +20,7 @@ from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.cors import CORSPolicy
 from mcp_authserver.http.router import OAUTH_PREFIX, PathDispatcher, build_routes
 from mcp_authserver.middleware.bearer import BearerAuthMiddleware
+from mcp_authserver.middleware.upstream_swap import UpstreamSwapMiddleware
 from mcp_authserver.oauth import rfc9728
 from mcp_authserver.oauth.rfc8414 import Endpoints
 from mcp_authserver.oauth.urls import is_loopback_host
@@ -31,6 +32,7 @@ from mcp_authserver.storage.sealing import Sealer
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
 from mcp_authserver.tokens.keys import KeyProvider
 from mcp_authserver.upstream.provider import UpstreamProvider
+from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 
 __all__ = ["EmbeddedAuthServer"]
 
@@ -86,6 +88,14 @@ class EmbeddedAuthServer:
             clock=clock,
         )
         self.grants = GrantService(self.storage, self.access_tokens, tokens, resource=settings.resource, clock=clock)
+        self.upstream_refresher = UpstreamTokenRefresher(
+            self.storage,
+            self.upstream,
+            self.grants,
+            margin=settings.upstream.refresh_margin.total_seconds(),
+            idle_ttl=tokens.refresh_token_ttl.total_seconds(),
+            clock=clock,
+        )
         self.clients = ClientDirectory(
             self.storage, settings.clients, client_ttl=settings.registration.client_ttl.total_seconds(), clock=clock
         )
@@ -144,8 +154,20 @@ class EmbeddedAuthServer:
         target = router.router if hasattr(router, "router") and hasattr(router.router, "routes") else router
         target.routes[0:0] = self.starlette_routes()
 
-    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] = ()) -> ASGIApp:
-        """Wrap the MCP endpoint: only requests bearing a valid access token of ours get through."""
+    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] = (), swap: bool = True) -> ASGIApp:
+        """Wrap the MCP endpoint: only requests bearing a valid access token of ours get through.
+
+        With `swap` (the default, for proxies) the request then carries the user's upstream token
+        instead of ours (`UpstreamSwapMiddleware`); an MCP server that serves its own tools and
+        never calls the upstream passes `swap=False`.
+        """
+        if swap:
+            app = UpstreamSwapMiddleware(
+                app,
+                refresher=self.upstream_refresher,
+                resource_metadata_url=self.resource_metadata_url,
+                header=self.settings.upstream.token_header,
+            )
         return BearerAuthMiddleware(
             app,
             verifier=self.verifier,

@@ -98,6 +98,10 @@ class UpstreamSettings(_Group):
     """The claim (ID token, or userinfo for plain OAuth 2.0) that identifies the user, e.g. `oid` or `id`."""
     timeout_seconds: float = Field(default=10.0, gt=0)
     discovery_ttl: Duration = timedelta(hours=1)
+    refresh_margin: Duration = timedelta(seconds=60)
+    """An upstream access token expiring within this margin is refreshed before a request uses it."""
+    token_header: str = "Authorization"
+    """The header in which a proxied backend receives the user's upstream token (as `Bearer …`)."""
 
     _split = field_validator("scopes", mode="before")(_split_words)
     _extra = field_validator("extra_authorize_params", mode="before")(_json_object)

@@ -128,7 +128,10 @@ async def scoped_app(clock: FakeClock) -> AsyncIterator[tuple[EmbeddedAuthServer
 
     inner = Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"])])
     app = Starlette(
-        routes=[*auth.starlette_routes(), Mount("/api/v1", app=auth.protect(inner, required_scopes=["files:write"]))]
+        routes=[
+            *auth.starlette_routes(),
+            Mount("/api/v1", app=auth.protect(inner, required_scopes=["files:write"], swap=False)),
+        ]
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8000") as http:
         yield auth, http

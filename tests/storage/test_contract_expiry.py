@@ -211,3 +211,26 @@ async def test_a_replay_after_grace_is_reuse_even_when_the_rotation_happened_at_
 
     assert replay.outcome == "reused"
     assert not await storage.has_refresh_token(grant.grant_id, stolen)
+
+
+async def test_a_touched_grant_outlives_its_first_ttl_but_never_its_expires_at(
+    storage: Storage, clock: FakeClock
+) -> None:
+    grant = builders.grant(clock.now)  # expires_at: 90 days from now
+    await storage.put_grant(grant, new_hash(), ttl=DAY)
+    await storage.put_upstream_tokens(grant.grant_id, builders.upstream_tokens(clock.now), ttl=DAY)
+    clock.advance(DAY - 60)
+    assert await storage.touch_grant(grant.grant_id, now=clock.now, ttl=DAY)
+    clock.advance(DAY - 60)
+    assert await storage.get_grant(grant.grant_id) is not None
+    assert await storage.get_upstream_tokens(grant.grant_id) is not None
+    assert await storage.touch_grant(grant.grant_id, now=clock.now, ttl=365 * DAY)
+    clock.advance(grant.expires_at - clock.now + 1)
+    assert await storage.get_grant(grant.grant_id) is None
+
+
+async def test_a_lease_expires_so_a_crashed_holder_does_not_block_refreshes(storage: Storage, clock: FakeClock) -> None:
+    grant_id = new_id()
+    assert await storage.acquire_refresh_lease(grant_id, "crashed", ttl=30)
+    clock.advance(31)
+    assert await storage.acquire_refresh_lease(grant_id, "replica-b", ttl=30)

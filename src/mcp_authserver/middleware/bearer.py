@@ -23,7 +23,7 @@ from mcp_authserver.sdk import PrincipalUser, auth_context_var
 from mcp_authserver.storage.protocols import RevocationStore
 from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrincipal
 
-__all__ = ["PRINCIPAL_SCOPE_KEY", "BearerAuthMiddleware", "get_principal"]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "BearerAuthMiddleware", "get_principal", "send_challenge"]
 
 logger = logging.getLogger(__name__)
 
@@ -174,27 +174,8 @@ class BearerAuthMiddleware:
     async def _reject(
         self, send: Send, status: int, error: str | None, description: str | None, scopes: Iterable[str] | None = None
     ) -> None:
-        challenge = www_authenticate(
-            resource_metadata=self._metadata_url,
-            scopes=self._challenge_scopes if scopes is None else scopes,
-            error=error,
-            description=description,
-        )
-        body: dict[str, Any] = {"error": error or "unauthorized"}
-        if description:
-            body["error_description"] = description
-        payload = json.dumps(body).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        if status == 503:
-            headers.append((b"retry-after", b"5"))
-        else:
-            headers.append((b"www-authenticate", challenge.encode("latin-1", "replace")))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        scopes = self._challenge_scopes if scopes is None else scopes
+        await send_challenge(send, status, self._metadata_url, scopes, error, description)
 
     def _with_cors(self, send: Send, origin: str) -> Send:
         extra = self._cors.response_headers(origin) if self._cors is not None else []
@@ -207,3 +188,32 @@ class BearerAuthMiddleware:
             await send(message)
 
         return send_with_cors
+
+
+async def send_challenge(
+    send: Send,
+    status: int,
+    resource_metadata_url: str,
+    scopes: Iterable[str],
+    error: str | None,
+    description: str | None,
+) -> None:
+    """A 401/403 with the RFC 6750 / RFC 9728 challenge, or a 503 with `Retry-After`, as JSON."""
+    body: dict[str, Any] = {"error": error or "unauthorized"}
+    if description:
+        body["error_description"] = description
+    payload = json.dumps(body).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if status == 503:
+        headers.append((b"retry-after", b"5"))
+    else:
+        challenge = www_authenticate(
+            resource_metadata=resource_metadata_url, scopes=scopes, error=error, description=description
+        )
+        headers.append((b"www-authenticate", challenge.encode("latin-1", "replace")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

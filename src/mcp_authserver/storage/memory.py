@@ -138,6 +138,7 @@ class InMemoryStorage:
         self._revoked_tokens: _Table[str, bool] = _Table("revocations", max_entries, clock)
         self._upstream: _Table[str, UpstreamTokens] = _Table("upstream", max_entries, clock)
         self._dcr: _Table[DCRKey, DCRResolution] = _Table("dcr", 1_000, clock)
+        self._leases: _Table[str, str] = _Table("leases", max_entries, clock)
         self._revocation_epoch = 0
 
     # ClientStore
@@ -231,6 +232,25 @@ class InMemoryStorage:
         family = self._families.pop(grant_id)
         self._upstream.pop(grant_id)
         return None if family is None else family.grant
+
+    async def touch_grant(self, grant_id: str, *, now: float, ttl: float) -> bool:
+        family = self._families.get(grant_id)
+        if family is None:
+            return False
+        expires_at = min(now + ttl, family.grant.expires_at)
+        self._families.put_until(grant_id, family, expires_at)
+        self._upstream.extend(grant_id, expires_at)
+        return True
+
+    async def acquire_refresh_lease(self, grant_id: str, owner: str, *, ttl: float) -> bool:
+        holder = self._leases.get(grant_id)
+        if holder is None:
+            self._leases.put(grant_id, owner, ttl)
+        return holder in (None, owner)
+
+    async def release_refresh_lease(self, grant_id: str, owner: str) -> None:
+        if self._leases.get(grant_id) == owner:
+            self._leases.pop(grant_id)
 
     # RevocationStore
     async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:

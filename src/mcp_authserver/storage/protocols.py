@@ -102,6 +102,20 @@ class GrantStore(Protocol):
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
         """Remove the grant and its family: none of its refresh tokens works afterwards."""
 
+    async def touch_grant(self, grant_id: str, *, now: float, ttl: float) -> bool:
+        """Extend the grant (and its upstream tokens) to live `ttl` more, never past `expires_at`.
+
+        Sliding expiry after a successful upstream refresh; False if the grant is gone.
+        """
+
+    async def acquire_refresh_lease(self, grant_id: str, owner: str, *, ttl: float) -> bool:
+        """Take the grant's upstream-refresh lease for `ttl` seconds, if nobody holds it: one refresh at a
+        time per login, across every replica. True if `owner` now holds it (also when it already did: a
+        retried request must not lose a lease its first attempt took)."""
+
+    async def release_refresh_lease(self, grant_id: str, owner: str) -> None:
+        """Give the lease back, only if `owner` still holds it."""
+
 
 class RevocationStore(Protocol):
     """Revoked grants and access tokens, checked by the bearer middleware on every request."""

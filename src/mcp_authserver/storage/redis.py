@@ -108,6 +108,22 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return {outcome, f[1]}
 """
 
+# KEYS[1] grant hash, KEYS[2] its upstream tokens. ARGV: now, ttl (s). 1 if the grant exists.
+_TOUCH = """
+local expires_at = redis.call('HGET', KEYS[1], 'expires_at')
+if not expires_at then return 0 end
+local ttl = math.max(1, math.floor(math.min(tonumber(ARGV[2]), tonumber(expires_at) - tonumber(ARGV[1])) * 1000))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1
+"""
+
+# KEYS[1] lease. ARGV: owner. Deletes the lease only for its owner.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # KEYS[1] revocation set, KEYS[2] version. ARGV: member, expires_at, now, ttl (ms), new version.
 _REVOKE = """
 redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
@@ -160,6 +176,8 @@ class RedisStorage:
         self._mark_code_used = client.register_script(_MARK_CODE_USED)
         self._rotate = client.register_script(_ROTATE)
         self._revoke = client.register_script(_REVOKE)
+        self._touch = client.register_script(_TOUCH)
+        self._release = client.register_script(_RELEASE)
         self._sync_interval = revocation_sync_interval
         self._stale_after = 3 * revocation_sync_interval + 1.0
         self._revoked: dict[str, float] = {}
@@ -299,6 +317,24 @@ class RedisStorage:
             pipe.delete(self._grant_key(grant_id), self._upstream_key(grant_id))
             data, _ = await pipe.execute()
         return None if data is None else decode(GrantRecord, data)
+
+    @_storage_call
+    async def touch_grant(self, grant_id: str, *, now: float, ttl: float) -> bool:
+        keys = [self._grant_key(grant_id), self._upstream_key(grant_id)]
+        return bool(await self._touch(keys=keys, args=[repr(now), repr(ttl)]))
+
+    def _lease_key(self, grant_id: str) -> str:
+        return f"{self._prefix}:{{{grant_id}}}:refresh-lease"
+
+    @_storage_call
+    async def acquire_refresh_lease(self, grant_id: str, owner: str, *, ttl: float) -> bool:
+        # NX GET: a retried command whose first attempt did set the key sees its own owner and still wins.
+        holder = await self._redis.set(self._lease_key(grant_id), owner, nx=True, px=_ms(ttl), get=True)
+        return holder is None or _text(holder) == owner
+
+    @_storage_call
+    async def release_refresh_lease(self, grant_id: str, owner: str) -> None:
+        await self._release(keys=[self._lease_key(grant_id)], args=[owner])
 
     # RevocationStore
     @_storage_call

@@ -1,0 +1,129 @@
+"""UpstreamTokenRefresher: the user's upstream access token, fresh, whenever a request needs it.
+
+A token expiring within the margin is refreshed before use. One refresh per login at a time: in
+this process, concurrent callers share one in-flight refresh; across replicas, a lease in storage
+lets one replica refresh while the others wait for its result. The new tokens are stored before
+anyone uses them, so a rotating upstream refresh token is never lost. A refused refresh token
+ends the login (the client is told to log in again); an unreachable upstream is a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+
+from mcp_authserver._clock import Clock, system_clock
+from mcp_authserver._crypto import fingerprint, new_secret
+from mcp_authserver.errors import UpstreamError, UpstreamRefreshError
+from mcp_authserver.grants import GrantService
+from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.records import UpstreamTokens
+from mcp_authserver.upstream.provider import UpstreamProvider
+
+__all__ = ["UpstreamTokenRefresher"]
+
+logger = logging.getLogger(__name__)
+
+
+class UpstreamTokenRefresher:
+    def __init__(
+        self,
+        storage: Storage,
+        upstream: UpstreamProvider,
+        grants: GrantService,
+        *,
+        margin: float = 60.0,
+        idle_ttl: float = 30 * 86400.0,
+        lease_ttl: float = 30.0,
+        poll_interval: float = 0.05,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._storage = storage
+        self._upstream = upstream
+        self._grants = grants
+        self._margin = margin
+        self._idle_ttl = idle_ttl
+        self._lease_ttl = lease_ttl
+        self._poll = poll_interval
+        self._clock = clock
+        self._owner = new_secret(9)
+        self._in_flight: dict[str, asyncio.Future[UpstreamTokens]] = {}
+
+    async def fresh_tokens(self, grant_id: str) -> UpstreamTokens:
+        """The login's upstream tokens, refreshed first if they expire within the margin.
+
+        Raises UpstreamRefreshError when the login must start again, UpstreamError or StorageError
+        when the upstream or the storage cannot be reached now.
+        """
+        tokens = await self._storage.get_upstream_tokens(grant_id)
+        if tokens is None:
+            raise UpstreamRefreshError("this login has no upstream tokens (any more)")
+        if not self._due(tokens):
+            return tokens
+        shared = self._in_flight.get(grant_id)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        future: asyncio.Future[UpstreamTokens] = asyncio.get_running_loop().create_future()
+        self._in_flight[grant_id] = future
+        try:
+            result = await self._refresh_once(grant_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so no "never retrieved" warning when nobody else waited
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._in_flight[grant_id]
+
+    def _due(self, tokens: UpstreamTokens) -> bool:
+        return tokens.expires_at is not None and tokens.expires_at - self._clock() <= self._margin
+
+    async def _refresh_once(self, grant_id: str) -> UpstreamTokens:
+        """Under the grant's lease; or, if another replica holds it, the tokens it stores."""
+        waited = 0.0
+        while not await self._storage.acquire_refresh_lease(grant_id, self._owner, ttl=self._lease_ttl):
+            if waited >= self._lease_ttl:
+                raise UpstreamError("another replica's upstream refresh did not finish in time")
+            await asyncio.sleep(self._poll)
+            waited += self._poll
+            current = await self._storage.get_upstream_tokens(grant_id)
+            if current is None:
+                raise UpstreamRefreshError("the login ended while its upstream tokens were being refreshed")
+            if not self._due(current):
+                return current
+        try:
+            # Another replica may have refreshed between our read and the lease.
+            current = await self._storage.get_upstream_tokens(grant_id)
+            if current is None:
+                raise UpstreamRefreshError("this login has no upstream tokens (any more)")
+            if not self._due(current):
+                return current
+            return await self._refresh(grant_id, current)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._storage.release_refresh_lease(grant_id, self._owner)
+
+    async def _refresh(self, grant_id: str, current: UpstreamTokens) -> UpstreamTokens:
+        if current.refresh_token is None:
+            await self._end_login(grant_id, "no upstream refresh token")
+            raise UpstreamRefreshError("the upstream access token expired and there is no refresh token")
+        try:
+            fresh = await self._upstream.refresh(current.refresh_token)
+        except UpstreamRefreshError:
+            await self._end_login(grant_id, "upstream refused the refresh token")
+            raise
+        fresh = dataclasses.replace(fresh, subject=current.subject)
+        now = self._clock()
+        # Stored before it is returned: a rotated upstream refresh token must survive a crash right after.
+        await self._storage.put_upstream_tokens(grant_id, fresh, ttl=self._idle_ttl)
+        await self._storage.touch_grant(grant_id, now=now, ttl=self._idle_ttl)
+        logger.info("upstream tokens refreshed", extra={"event": "upstream.refreshed", "grant": fingerprint(grant_id)})
+        return fresh
+
+    async def _end_login(self, grant_id: str, reason: str) -> None:
+        logger.info("login ended: %s", reason, extra={"event": "upstream.login_ended", "grant": fingerprint(grant_id)})
+        await self._grants.revoke_grant(grant_id, reason="upstream_refresh_refused")
