@@ -330,7 +330,7 @@ class RedisStorage:
     async def acquire_refresh_lease(self, grant_id: str, owner: str, *, ttl: float) -> bool:
         # NX GET: a retried command whose first attempt did set the key sees its own owner and still wins.
         holder = await self._redis.set(self._lease_key(grant_id), owner, nx=True, px=_ms(ttl), get=True)
-        return holder is None or _text(holder) == owner
+        return holder is None or (isinstance(holder, bytes | str) and _text(holder) == owner)
 
     @_storage_call
     async def release_refresh_lease(self, grant_id: str, owner: str) -> None:
