@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from redis.asyncio import Redis
@@ -90,7 +91,7 @@ async def refreshes_per_s(storage_url: str | None, duration: float = 3.0) -> flo
 
 async def logins_per_s(upstream_url: str, storage_url: str | None, duration: float = 3.0) -> float:
     """Whole logins, one after another: register → authorize → consent → upstream → callback → token."""
-    overrides = {"storage": _storage(storage_url)} if storage_url else {}
+    overrides: dict[str, Any] = {"storage": _storage(storage_url)} if storage_url else {}
     async with running_harness(FakeClock(), upstream_url, **overrides) as harness:
         await harness.tokens_for((await harness.register())["client_id"])  # warm up discovery and JWKS
         done = 0

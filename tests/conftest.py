@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import authlib.deprecate
 import pytest
@@ -12,6 +13,9 @@ import pytest
 # The mock upstream imports the deprecated authlib.jose; authlib forces its warnings to show ("always").
 warnings.filterwarnings("ignore", category=authlib.deprecate.AuthlibDeprecationWarning)
 import oidc_provider_mock  # noqa: E402, F401
+
+if TYPE_CHECKING:
+    from tests.harness import Harness
 
 
 class FakeClock:
@@ -74,3 +78,12 @@ def redis_sentinel_url() -> Iterator[str]:
     redis_servers.require_redis()
     with redis_servers.sentinel_setup("mymaster") as (_, _, sentinel):
         yield f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster"
+
+
+@pytest.fixture
+async def harness(clock: FakeClock, upstream_url: str) -> AsyncIterator[Harness]:
+    """The demo host in process, against the real mock upstream (tests/harness.py)."""
+    from tests.harness import running_harness
+
+    async with running_harness(clock, upstream_url) as running:
+        yield running

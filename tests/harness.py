@@ -134,8 +134,11 @@ def query_of(location: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_harness(clock: FakeClock, upstream_url: str, **overrides: Any) -> AsyncIterator[Harness]:
-    auth = EmbeddedAuthServer(demo_settings(host=HOST, port=PORT, upstream_url=upstream_url, **overrides), clock=clock)
+async def running_harness(
+    clock: FakeClock, upstream_url: str, *, http_client: httpx.AsyncClient | None = None, **overrides: Any
+) -> AsyncIterator[Harness]:
+    settings = demo_settings(host=HOST, port=PORT, upstream_url=upstream_url, **overrides)
+    auth = EmbeddedAuthServer(settings, clock=clock, http_client=http_client)
     app = build_mcp_app(auth)
     transport = SplitTransport(app)
     async with (

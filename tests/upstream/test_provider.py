@@ -217,3 +217,37 @@ async def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one() -> None
     idp = ScriptedIdP(token_body={"access_token": "new-at", "expires_in": 60})
     tokens = await _provider(idp).refresh("old-rt")
     assert (tokens.access_token, tokens.refresh_token) == ("new-at", "old-rt")
+
+
+async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it() -> None:
+    from mcp_authserver.errors import StorageError
+    from mcp_authserver.grants import GrantService
+    from mcp_authserver.settings import TokenSettings
+    from mcp_authserver.storage import InMemoryStorage, UpstreamTokens
+    from mcp_authserver.tokens.access import AccessTokenIssuer
+    from mcp_authserver.tokens.keys import KeyProvider
+    from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
+
+    idp = ScriptedIdP(token_body={"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600})
+    provider = _provider(idp)
+    storage = InMemoryStorage()
+    grants = GrantService(
+        storage, AccessTokenIssuer(KeyProvider.ephemeral(), issuer="https://as", ttl=60), TokenSettings(),
+        resource="https://as/mcp", clock=time.time,
+    )  # fmt: skip
+    refresher = UpstreamTokenRefresher(storage, provider, grants, margin=60)
+    expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=time.time() + 5, subject="u")
+    await storage.put_upstream_tokens("g" * 22, expiring, ttl=600)
+
+    fresh = await refresher.fresh_tokens("g" * 22)
+    assert (fresh.access_token, fresh.refresh_token, fresh.subject) == ("at-2", "rt-2", "u")
+    assert await storage.get_upstream_tokens("g" * 22) == fresh
+
+    class FailingWrites(InMemoryStorage):
+        async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens, *, ttl: float) -> None:
+            raise StorageError("down")
+
+    broken = FailingWrites()
+    await InMemoryStorage.put_upstream_tokens(broken, "h" * 22, expiring, ttl=600)
+    with pytest.raises(StorageError):  # the new token is never handed out unless it was stored
+        await UpstreamTokenRefresher(broken, provider, grants, margin=60).fresh_tokens("h" * 22)

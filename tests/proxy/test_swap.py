@@ -1,0 +1,197 @@
+"""The upstream swap and refresher: the backend sees the user's upstream token, fresh, and never ours."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mcp_authserver import EmbeddedAuthServer
+from mcp_authserver.demo import demo_settings
+from tests.conftest import FakeClock
+from tests.harness import ISSUER, Harness, running_harness
+
+pytestmark = pytest.mark.anyio
+
+
+class UpstreamCalls:
+    """Counts the refresh requests the server sends to the upstream token endpoint."""
+
+    def __init__(self) -> None:
+        self.refreshes = 0
+
+    async def __call__(self, request: httpx.Request) -> None:
+        if request.method == "POST" and b"grant_type=refresh_token" in request.content:
+            self.refreshes += 1
+
+
+async def backend(request: Request) -> JSONResponse:
+    """The proxied tool backend: tells what credentials reached it."""
+    return JSONResponse(
+        {"authorization": request.headers.get("authorization"), "x-upstream": request.headers.get("x-upstream-token")}
+    )
+
+
+@contextlib.asynccontextmanager
+async def proxy(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
+    app = harness.auth.protect(Starlette(routes=[Route("/tool", backend, methods=["GET", "POST"])]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
+        yield client
+
+
+async def _grant_id(token_response: dict[str, str]) -> str:
+    return token_response["refresh_token"].split(".", 1)[0]
+
+
+async def test_the_backend_receives_the_users_upstream_token_and_never_ours(harness: Harness) -> None:
+    tokens = await harness.tokens_for((await harness.register())["client_id"])
+    upstream = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+    assert upstream is not None
+    async with proxy(harness) as client:
+        seen = (await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})).json()
+    assert seen["authorization"] == f"Bearer {upstream.access_token}"
+    assert tokens["access_token"] not in str(seen)
+
+
+async def test_a_configured_header_carries_the_upstream_token_and_authorization_is_removed(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    async with running_harness(
+        clock, upstream_url, upstream={**_upstream(upstream_url), "token_header": "X-Upstream-Token"}
+    ) as harness:
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        async with proxy(harness) as client:
+            seen = (await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})).json()
+        assert seen["authorization"] is None
+        assert seen["x-upstream"].startswith("Bearer ")
+
+
+def _upstream(upstream_url: str) -> dict[str, str]:
+    from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    return {"issuer": upstream_url, "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}
+
+
+async def test_fifty_concurrent_requests_at_expiry_cause_one_upstream_refresh(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    calls = UpstreamCalls()
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [calls]}) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http) as harness,
+    ):
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        grant_id = await _grant_id(tokens)
+        before = await harness.auth.upstream_tokens.get_upstream_tokens(grant_id)
+        assert before is not None
+        assert before.expires_at is not None
+        clock.advance(before.expires_at - clock.now - 30)  # inside the 60 s margin; our own token still valid
+        async with proxy(harness) as client:
+            answers = await asyncio.gather(
+                *(client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"}) for _ in range(50))
+            )
+        after = await harness.auth.upstream_tokens.get_upstream_tokens(grant_id)
+    assert calls.refreshes == 1
+    assert after is not None
+    assert after.access_token != before.access_token
+    assert after.expires_at is not None
+    assert after.expires_at > before.expires_at
+    assert {answer.json()["authorization"] for answer in answers} == {f"Bearer {after.access_token}"}
+
+
+async def test_an_upstream_that_refuses_the_refresh_token_sends_the_client_to_log_in_again(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    async with running_harness(clock, upstream_url) as harness:
+        client_id = (await harness.register())["client_id"]
+        tokens = await harness.tokens_for(client_id, subject="mallory-victim")
+        async with httpx.AsyncClient() as admin:  # the IdP revokes the user's sessions
+            assert (await admin.post(f"{upstream_url}/users/mallory-victim/revoke-tokens")).status_code == 204
+        upstream = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+        assert upstream is not None
+        assert upstream.expires_at is not None
+        clock.advance(upstream.expires_at - clock.now - 10)
+        async with proxy(harness) as client:
+            answer = await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert answer.status_code == 401
+        assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+        assert "resource_metadata=" in answer.headers["www-authenticate"]
+        refreshed = await harness.refresh(
+            tokens["refresh_token"].split(".", 1)[0] and (await harness.register())["client_id"],
+            tokens["refresh_token"],
+        )
+        assert refreshed.status_code in (400, 401)
+
+
+async def test_an_unreachable_upstream_at_refresh_time_is_a_503(clock: FakeClock, upstream_url: str) -> None:
+    network = httpx.AsyncHTTPTransport()
+
+    async def refuse_refreshes(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and b"grant_type=refresh_token" in request.content:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await network.handle_async_request(request)
+
+    class Transport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await refuse_refreshes(request)
+
+    async with (
+        httpx.AsyncClient(transport=Transport()) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http) as harness,
+    ):
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        upstream = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+        assert upstream is not None
+        assert upstream.expires_at is not None
+        clock.advance(upstream.expires_at - clock.now - 10)
+        async with proxy(harness) as client:
+            answer = await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"]
+
+
+async def test_two_replicas_on_one_redis_refresh_an_expiring_login_once(
+    clock: FakeClock, upstream_url: str, redis_url: str
+) -> None:
+    calls = UpstreamCalls()
+    storage = {"url": redis_url, "key_prefix": f"lease-{uuid.uuid4().hex[:8]}"}
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [calls]}) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http, storage=storage) as harness,
+    ):
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        settings = demo_settings(host="127.0.0.1", port=8000, upstream_url=upstream_url, storage=storage)
+        other = EmbeddedAuthServer(
+            settings, clock=clock, key_provider=harness.auth.key_provider, http_client=upstream_http
+        )
+        upstream = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+        assert upstream is not None
+        assert upstream.expires_at is not None
+        clock.advance(upstream.expires_at - clock.now - 30)
+        app = Starlette(routes=[Route("/tool", backend)])
+        replicas = [harness.auth.protect(app), other.protect(app)]
+        clients = [
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=replica), base_url=ISSUER) for replica in replicas
+        ]
+        try:
+            answers = await asyncio.gather(
+                *(
+                    clients[n % 2].get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+                    for n in range(50)
+                )
+            )
+        finally:
+            for client in clients:
+                await client.aclose()
+            await other.storage.aclose()
+    assert [answer.status_code for answer in answers] == [200] * 50
+    assert calls.refreshes == 1
+    assert len({answer.json()["authorization"] for answer in answers}) == 1
