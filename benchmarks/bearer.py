@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Scope
 
 from benchmarks._harness import CLIENT_ID, Capture, body_receiver, discard, fresh_scope, http_scope, median_ratio, timed
 from mcp_authserver.server import EmbeddedAuthServer
+from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.tokens.keys import PublicKey
 
 PATH = "/mcp"
@@ -86,6 +87,8 @@ class BearerResult:
     ratio_of_best: float
     sdk_ratio_of_best: float
     rounds: int
+    swap_ratio: float
+    """Median over rounds of (bearer + upstream swap)/(bearer only), with a fresh upstream token."""
 
     @property
     def ours_overhead_us(self) -> float:
@@ -94,6 +97,24 @@ class BearerResult:
     @property
     def sdk_overhead_us(self) -> float:
         return (1 / self.sdk_rps - 1 / self.bare_rps) * 1e6
+
+
+GRANT_ID = "bench-grant-00000000000"
+
+
+async def give_upstream_tokens(auth: EmbeddedAuthServer) -> None:
+    """The bench grant's upstream tokens: never expiring, so the swap never refreshes (a fresh token)."""
+    await auth.storage.put_upstream_tokens(GRANT_ID, UpstreamTokens(access_token="upstream-access-token"), ttl=86400)
+
+
+def protected_apps(auth: EmbeddedAuthServer, bare: ASGIApp) -> dict[str, ASGIApp]:
+    """The same endpoint bare, behind the bearer middleware alone, behind bearer + swap, behind the SDK."""
+    return {
+        "bare": bare,
+        "ours": auth.protect(bare, swap=False),
+        "swap": auth.protect(bare),
+        "sdk": sdk_protect(bare, auth),
+    }
 
 
 async def _loop(app: ASGIApp, template: Scope, iterations: int) -> None:
@@ -119,8 +140,9 @@ async def run(
         client_id=CLIENT_ID,
         scopes=settings.default_scopes,
         audience=settings.resource,
-        grant_id="bench-grant",
+        grant_id=GRANT_ID,
     )
+    await give_upstream_tokens(auth)
     headers = [
         ("host", settings.resource.split("://", 1)[1].split("/", 1)[0]),
         ("user-agent", "mcp-bench/1.0"),
@@ -130,18 +152,16 @@ async def run(
         ("authorization", f"Bearer {issued.token}"),
     ]
     template = http_scope("GET", PATH, headers)
-    bare = trivial_app()
-    apps: dict[str, tuple[ASGIApp, int]] = {
-        "bare": (bare, iterations),
-        "ours": (auth.protect(bare), iterations),
-        "sdk": (sdk_protect(bare, auth), sdk_iterations),
+    apps = {
+        name: (app, sdk_iterations if name == "sdk" else iterations)
+        for name, app in protected_apps(auth, trivial_app()).items()
     }
     for name, (app, _) in apps.items():
         if (status := await _status(app, template)) != 200:
             raise RuntimeError(f"{name}: a valid token got {status}")
         await _loop(app, template, 500)  # warm up caches and code paths
     unauthenticated = http_scope("GET", PATH, headers[:-1])
-    for name in ("ours", "sdk"):
+    for name in ("ours", "swap", "sdk"):
         if (status := await _status(apps[name][0], unauthenticated)) != 401:
             raise RuntimeError(f"{name}: a request without a token got {status}")
 
@@ -161,6 +181,7 @@ async def run(
         ratio_of_best=best["ours"] / best["bare"],
         sdk_ratio_of_best=best["sdk"] / best["bare"],
         rounds=rounds,
+        swap_ratio=median_ratio(rates["swap"], rates["ours"]),
     )
 
 

@@ -55,7 +55,7 @@ WARMUP_S = 0.5
 ROUNDS = 20
 CONNECTIONS = 16
 PIPELINE = 8
-APPS = ("bare", "ours", "sdk")
+APPS = ("bare", "ours", "swap", "sdk")
 SERVER_CPU = 0
 CLIENT_CPU = 1
 STARTUP_TIMEOUT_S = 60.0
@@ -114,10 +114,11 @@ def serve(conn: Connection, cpu: int | None) -> None:
         client_id=CLIENT_ID,
         scopes=settings.default_scopes,
         audience=settings.resource,
-        grant_id="bench-grant",
+        grant_id=bearer.GRANT_ID,
     ).token
-    bare = bearer.trivial_app()
-    app = _ByPath({"/bare": bare, "/ours": auth.protect(bare), "/sdk": bearer.sdk_protect(bare, auth)})
+    asyncio.run(bearer.give_upstream_tokens(auth))
+    apps = bearer.protected_apps(auth, bearer.trivial_app())
+    app = _ByPath({f"/{name}": apps[name] for name in APPS})
 
     # IPPROTO_TCP, or no TCP_NODELAY on the accepted sockets (see the module's docstring).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -437,7 +438,7 @@ async def run(
         for name in APPS:
             if (status := await _status(port, f"/{name}", token)) != 200:
                 raise RuntimeError(f"{name}: a valid token got {status} over HTTP")
-        for name in ("ours", "sdk"):
+        for name in ("ours", "swap", "sdk"):
             if (status := await _status(port, f"/{name}", None)) != 401:
                 raise RuntimeError(f"{name}: a request without a token got {status} over HTTP")
         for name in APPS:
@@ -459,6 +460,7 @@ async def run(
         ratio_of_best=best["ours"] / best["bare"],
         sdk_ratio_of_best=best["sdk"] / best["bare"],
         rounds=rounds,
+        swap_ratio=median_ratio(rates["swap"], rates["ours"]),
         client_cpu_share=max(r.client_cpu for values in measured.values() for r in values),
         server_cpu_share=statistics.median(r.server_cpu for values in measured.values() for r in values),
         http=http,

@@ -8,6 +8,7 @@ through the real development upstream (`oidc-provider-mock`) on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -107,7 +108,7 @@ async def round_trips_per_cached_validation(storage_url: str, requests: int = 20
     """Redis commands processed while the bearer middleware lets `requests` requests through with one token,
     per request. Counted by Redis itself (INFO stats), so background work of the replica counts too."""
     async with _server(storage_url) as auth:
-        app = auth.protect(trivial_app())
+        app = auth.protect(trivial_app(), swap=False)  # validation alone; the swap reads the upstream token
         issued = auth.access_tokens.issue(
             subject="alice", client_id="bench", scopes=["mcp"], audience=auth.settings.resource, grant_id="g"
         )
@@ -124,6 +125,35 @@ async def round_trips_per_cached_validation(storage_url: str, requests: int = 20
     return max(0, after - before - 1) / requests  # the first INFO is counted in `after`
 
 
+async def refreshes_per_expiry_burst(upstream_url: str, requests: int = 50) -> int:
+    """Upstream refresh calls caused by `requests` concurrent proxied requests when the login's upstream
+    token is about to expire (inside the refresh margin)."""
+    refreshes = 0
+
+    async def count(request: httpx.Request) -> None:
+        nonlocal refreshes
+        if request.method == "POST" and b"grant_type=refresh_token" in request.content:
+            refreshes += 1
+
+    clock = FakeClock()
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [count]}) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http) as harness,
+    ):
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        grant_id = tokens["refresh_token"].split(".", 1)[0]
+        upstream = await harness.auth.upstream_tokens.get_upstream_tokens(grant_id)
+        if upstream is None or upstream.expires_at is None:
+            raise RuntimeError("the upstream gave no expiring access token")
+        clock.advance(upstream.expires_at - clock.now - 30)
+        app = harness.auth.protect(trivial_app())
+        template = http_scope(
+            "GET", PATH, [("host", f"{HOST}:{PORT}"), ("authorization", f"Bearer {tokens['access_token']}")]
+        )
+        await asyncio.gather(*(app(fresh_scope(template), body_receiver(), discard) for _ in range(requests)))
+    return refreshes
+
+
 @dataclass(frozen=True)
 class BackendFigures:
     refresh_grants_per_s: float
@@ -131,18 +161,21 @@ class BackendFigures:
     redis_refresh_grants_per_s: float | None
     redis_logins_per_s: float | None
     redis_round_trips_per_cached_validation: float | None
+    upstream_refreshes_per_expiry_burst: int
 
 
 async def run() -> BackendFigures:
     with upstream_process() as upstream_url, redis_url() as redis:
         memory_refresh = await refreshes_per_s(None)
         memory_logins = await logins_per_s(upstream_url, None)
+        burst = await refreshes_per_expiry_burst(upstream_url)
         if redis is None:
-            return BackendFigures(memory_refresh, memory_logins, None, None, None)
+            return BackendFigures(memory_refresh, memory_logins, None, None, None, burst)
         return BackendFigures(
             refresh_grants_per_s=memory_refresh,
             logins_per_s=memory_logins,
             redis_refresh_grants_per_s=await refreshes_per_s(redis),
             redis_logins_per_s=await logins_per_s(upstream_url, redis),
             redis_round_trips_per_cached_validation=await round_trips_per_cached_validation(redis),
+            upstream_refreshes_per_expiry_burst=burst,
         )
