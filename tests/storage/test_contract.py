@@ -629,19 +629,19 @@ async def test_retries_do_not_extend_the_grace_window(storage: Storage, clock: F
 
 async def test_one_refresh_lease_per_grant_is_held_by_one_owner_at_a_time(storage: Storage, clock: FakeClock) -> None:
     grant_id = new_id()
-    assert await storage.acquire_refresh_lease(grant_id, "replica-a", ttl=30)
-    assert not await storage.acquire_refresh_lease(grant_id, "replica-b", ttl=30)
-    assert await storage.acquire_refresh_lease(new_id(), "replica-b", ttl=30)  # other grants are independent
-    await storage.release_refresh_lease(grant_id, "replica-b")  # not the owner: nothing happens
-    assert not await storage.acquire_refresh_lease(grant_id, "replica-b", ttl=30)
-    assert await storage.acquire_refresh_lease(grant_id, "replica-a", ttl=30)  # a retry by the holder
-    await storage.release_refresh_lease(grant_id, "replica-a")
-    assert await storage.acquire_refresh_lease(grant_id, "replica-b", ttl=30)
+    assert await storage.acquire_lease(grant_id, "replica-a", ttl=30)
+    assert not await storage.acquire_lease(grant_id, "replica-b", ttl=30)
+    assert await storage.acquire_lease(new_id(), "replica-b", ttl=30)  # other grants are independent
+    await storage.release_lease(grant_id, "replica-b")  # not the owner: nothing happens
+    assert not await storage.acquire_lease(grant_id, "replica-b", ttl=30)
+    assert await storage.acquire_lease(grant_id, "replica-a", ttl=30)  # a retry by the holder
+    await storage.release_lease(grant_id, "replica-a")
+    assert await storage.acquire_lease(grant_id, "replica-b", ttl=30)
 
 
 async def test_concurrent_lease_requests_grant_it_exactly_once(storage: Storage, clock: FakeClock) -> None:
     grant_id = new_id()
-    results = await asyncio.gather(*(storage.acquire_refresh_lease(grant_id, f"r{n}", ttl=30) for n in range(50)))
+    results = await asyncio.gather(*(storage.acquire_lease(grant_id, f"r{n}", ttl=30) for n in range(50)))
     assert results.count(True) == 1
 
 

@@ -231,6 +231,6 @@ async def test_a_touched_grant_outlives_its_first_ttl_but_never_its_expires_at(
 
 async def test_a_lease_expires_so_a_crashed_holder_does_not_block_refreshes(storage: Storage, clock: FakeClock) -> None:
     grant_id = new_id()
-    assert await storage.acquire_refresh_lease(grant_id, "crashed", ttl=30)
+    assert await storage.acquire_lease(grant_id, "crashed", ttl=30)
     clock.advance(31)
-    assert await storage.acquire_refresh_lease(grant_id, "replica-b", ttl=30)
+    assert await storage.acquire_lease(grant_id, "replica-b", ttl=30)

@@ -242,15 +242,15 @@ class InMemoryStorage:
         self._upstream.extend(grant_id, expires_at)
         return True
 
-    async def acquire_refresh_lease(self, grant_id: str, owner: str, *, ttl: float) -> bool:
-        holder = self._leases.get(grant_id)
+    async def acquire_lease(self, name: str, owner: str, *, ttl: float) -> bool:
+        holder = self._leases.get(name)
         if holder is None:
-            self._leases.put(grant_id, owner, ttl)
+            self._leases.put(name, owner, ttl)
         return holder in (None, owner)
 
-    async def release_refresh_lease(self, grant_id: str, owner: str) -> None:
-        if self._leases.get(grant_id) == owner:
-            self._leases.pop(grant_id)
+    async def release_lease(self, name: str, owner: str) -> None:
+        if self._leases.get(name) == owner:
+            self._leases.pop(name)
 
     # RevocationStore
     async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:

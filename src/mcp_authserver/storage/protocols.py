@@ -108,12 +108,13 @@ class GrantStore(Protocol):
         Sliding expiry after a successful upstream refresh; False if the grant is gone.
         """
 
-    async def acquire_refresh_lease(self, grant_id: str, owner: str, *, ttl: float) -> bool:
-        """Take the grant's upstream-refresh lease for `ttl` seconds, if nobody holds it: one refresh at a
-        time per login, across every replica. True if `owner` now holds it (also when it already did: a
-        retried request must not lose a lease its first attempt took)."""
+    async def acquire_lease(self, name: str, owner: str, *, ttl: float) -> bool:
+        """Take the lease `name` for `ttl` seconds, if nobody holds it: one upstream refresh per login (the
+        name is the grant id, so the lease shares its slot), one registration at the upstream, across every
+        replica. True if `owner` now holds it (also when it already did: a retried request must not lose a
+        lease its first attempt took)."""
 
-    async def release_refresh_lease(self, grant_id: str, owner: str) -> None:
+    async def release_lease(self, name: str, owner: str) -> None:
         """Give the lease back, only if `owner` still holds it."""
 
 

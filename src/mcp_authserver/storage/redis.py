@@ -323,18 +323,18 @@ class RedisStorage:
         keys = [self._grant_key(grant_id), self._upstream_key(grant_id)]
         return bool(await self._touch(keys=keys, args=[repr(now), repr(ttl)]))
 
-    def _lease_key(self, grant_id: str) -> str:
-        return f"{self._prefix}:{{{grant_id}}}:refresh-lease"
+    def _lease_key(self, name: str) -> str:
+        return f"{self._prefix}:{{{name}}}:lease"
 
     @_storage_call
-    async def acquire_refresh_lease(self, grant_id: str, owner: str, *, ttl: float) -> bool:
+    async def acquire_lease(self, name: str, owner: str, *, ttl: float) -> bool:
         # NX GET: a retried command whose first attempt did set the key sees its own owner and still wins.
-        holder = await self._redis.set(self._lease_key(grant_id), owner, nx=True, px=_ms(ttl), get=True)
+        holder = await self._redis.set(self._lease_key(name), owner, nx=True, px=_ms(ttl), get=True)
         return holder is None or (isinstance(holder, bytes | str) and _text(holder) == owner)
 
     @_storage_call
-    async def release_refresh_lease(self, grant_id: str, owner: str) -> None:
-        await self._release(keys=[self._lease_key(grant_id)], args=[owner])
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._release(keys=[self._lease_key(name)], args=[owner])
 
     # RevocationStore
     @_storage_call

@@ -85,7 +85,7 @@ class UpstreamTokenRefresher:
     async def _refresh_once(self, grant_id: str) -> UpstreamTokens:
         """Under the grant's lease; or, if another replica holds it, the tokens it stores."""
         waited = 0.0
-        while not await self._storage.acquire_refresh_lease(grant_id, self._owner, ttl=self._lease_ttl):
+        while not await self._storage.acquire_lease(grant_id, self._owner, ttl=self._lease_ttl):
             if waited >= self._lease_ttl:
                 raise UpstreamError("another replica's upstream refresh did not finish in time")
             await asyncio.sleep(self._poll)
@@ -105,7 +105,7 @@ class UpstreamTokenRefresher:
             return await self._refresh(grant_id, current)
         finally:
             with contextlib.suppress(Exception):
-                await self._storage.release_refresh_lease(grant_id, self._owner)
+                await self._storage.release_lease(grant_id, self._owner)
 
     async def _refresh(self, grant_id: str, current: UpstreamTokens) -> UpstreamTokens:
         if current.refresh_token is None:
