@@ -51,6 +51,15 @@ def upstream_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def registering_upstream_url() -> Iterator[str]:
+    """The mock upstream in the mode where only clients registered with it (RFC 7591) may log users in."""
+    from mcp_authserver.demo import running_upstream
+
+    with running_upstream(0, require_registration=True) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A standalone Redis server of the test session's own."""
     from tests import redis_servers

@@ -77,7 +77,7 @@ def build_mcp_app(auth: EmbeddedAuthServer) -> Starlette:
 
 
 @contextlib.contextmanager
-def running_upstream(port: int) -> Iterator[str]:
+def running_upstream(port: int, *, require_registration: bool = False) -> Iterator[str]:
     """The development OpenID provider on loopback; yields its issuer URL."""
     try:
         # authlib (under the mock) forces its deprecation warnings to show; hide that one for the demo.
@@ -89,7 +89,9 @@ def running_upstream(port: int) -> Iterator[str]:
         sys.exit("the demo needs the 'demo' extra: pip install 'mcp-authserver[demo]'")
     for name in ("werkzeug", "oidc_provider_mock"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    with run_server_in_thread(port=port, require_nonce=True) as server:
+    with run_server_in_thread(
+        port=port, require_nonce=True, require_client_registration=require_registration
+    ) as server:
         yield f"http://localhost:{server.server_port}"
 
 

@@ -33,6 +33,7 @@ from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
 from mcp_authserver.tokens.keys import KeyProvider
 from mcp_authserver.upstream.provider import UpstreamProvider
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
+from mcp_authserver.upstream.registration import UpstreamRegistrar
 
 __all__ = ["EmbeddedAuthServer"]
 
@@ -74,8 +75,20 @@ class EmbeddedAuthServer:
             timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
         )
         self.endpoints = Endpoints(settings.issuer)
+        registrar = None
+        if not settings.upstream.client_id:
+            registrar = UpstreamRegistrar(
+                self.storage,
+                self._http,
+                issuer=settings.issuer,
+                redirect_uri=self.endpoints.callback,
+                scopes=settings.upstream.scopes,
+                clock=clock,
+            )
+        self.upstream_registrar = registrar
+        """This server's registration at the upstream, when no client id is configured (else None)."""
         self.upstream = UpstreamProvider(
-            settings.upstream, http=self._http, redirect_uri=self.endpoints.callback, clock=clock
+            settings.upstream, http=self._http, redirect_uri=self.endpoints.callback, clock=clock, registrar=registrar
         )
         self.access_tokens = AccessTokenIssuer(
             self.key_provider, issuer=settings.issuer, ttl=tokens.access_token_ttl.total_seconds(), clock=clock

@@ -88,6 +88,7 @@ class UpstreamSettings(_Group):
     userinfo_endpoint: str | None = None
     jwks_uri: str | None = None
     client_id: str | None = None
+    """None: this server registers itself at the upstream (RFC 7591), once for all replicas."""
     client_secret: SecretStr | None = None
     client_secret_file: FilePath | None = None
     scopes: WordList = Field(default_factory=lambda: ["openid", "profile", "email"])
@@ -113,7 +114,10 @@ class UpstreamSettings(_Group):
         if self.client_secret is not None and self.client_secret_file is not None:
             raise ValueError("set client_secret or client_secret_file, not both")
         if not self.client_id:
-            raise ValueError("client_id is required")
+            if self.issuer is None:
+                raise ValueError("set client_id, or issuer so this server can register at the upstream itself")
+            if self.client_secret is not None or self.client_secret_file is not None:
+                raise ValueError("client_secret goes with client_id")
         reserved = {"client_id", "redirect_uri", "state", "nonce", "code_challenge", "code_challenge_method"}
         if clash := reserved & set(self.extra_authorize_params):
             raise ValueError(f"extra_authorize_params may not set {sorted(clash)}")

@@ -192,9 +192,19 @@ def test_a_bad_setting_is_a_configuration_error_naming_its_variable(
     assert name in configuration_error()
 
 
-@pytest.mark.parametrize(
-    "name", ["MCP_AUTHSERVER_ISSUER", "MCP_AUTHSERVER_RESOURCE", "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID"]
-)
+def test_without_an_upstream_client_id_the_server_registers_itself_so_the_issuer_is_needed(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.delenv("MCP_AUTHSERVER_UPSTREAM__CLIENT_ID")
+    environment.delenv("MCP_AUTHSERVER_UPSTREAM__CLIENT_SECRET", raising=False)
+    assert AuthServerSettings().upstream.client_id is None  # dynamic registration at the upstream
+    environment.delenv("MCP_AUTHSERVER_UPSTREAM__ISSUER")
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__AUTHORIZATION_ENDPOINT", "https://idp.example/authorize")
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__TOKEN_ENDPOINT", "https://idp.example/token")
+    assert "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID" in configuration_error()
+
+
+@pytest.mark.parametrize("name", ["MCP_AUTHSERVER_ISSUER", "MCP_AUTHSERVER_RESOURCE"])
 def test_a_missing_required_setting_is_a_configuration_error_naming_its_variable(
     environment: pytest.MonkeyPatch, name: str
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -24,8 +24,9 @@ from mcp_authserver.oauth.rfc6749 import add_query
 from mcp_authserver.oauth.urls import url_path
 from mcp_authserver.settings import UpstreamSettings
 from mcp_authserver.storage.records import UpstreamTokens
+from mcp_authserver.upstream.registration import UpstreamRegistrar
 
-__all__ = ["UpstreamIdentity", "UpstreamMetadata", "UpstreamProvider"]
+__all__ = ["UpstreamClient", "UpstreamIdentity", "UpstreamMetadata", "UpstreamProvider"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,15 @@ class UpstreamMetadata:
 
 
 @dataclass(frozen=True)
+class UpstreamClient:
+    """How we identify ourselves at the upstream token endpoint."""
+
+    client_id: str
+    secret: str | None = field(repr=False)
+    auth_method: str | None = None
+
+
+@dataclass(frozen=True)
 class UpstreamIdentity:
     """Who logged in at the upstream, and the tokens the upstream gave us for them."""
 
@@ -64,8 +74,10 @@ class UpstreamProvider:
         http: httpx.AsyncClient,
         redirect_uri: str,
         clock: Clock = system_clock,
+        registrar: UpstreamRegistrar | None = None,
     ) -> None:
         self._settings = settings
+        self._registrar = registrar
         self._http = http
         self.redirect_uri = redirect_uri
         self._clock = clock
@@ -75,9 +87,17 @@ class UpstreamProvider:
         self._jwks: jwt.PyJWKSet | None = None
         self._jwks_fetched = -_JWKS_REFETCH_INTERVAL
 
-    @property
-    def client_id(self) -> str:
-        return self._settings.client_id or ""  # UpstreamSettings requires it
+    async def client(self) -> UpstreamClient:
+        """Our client credentials at the upstream: configured, or obtained by dynamic registration."""
+        settings = self._settings
+        if settings.client_id:
+            secret = settings.resolved_client_secret()
+            return UpstreamClient(settings.client_id, secret, settings.token_endpoint_auth_method)
+        if self._registrar is None:
+            raise UpstreamError("no upstream client id is configured and dynamic registration is off")
+        metadata = await self.metadata()
+        resolution = await self._registrar.resolve(metadata)
+        return UpstreamClient(resolution.client_id, resolution.client_secret, resolution.token_endpoint_auth_method)
 
     async def metadata(self) -> UpstreamMetadata:
         if self._metadata is not None and self._clock() < self._metadata_expires:
@@ -93,7 +113,7 @@ class UpstreamProvider:
         params: dict[str, str | None] = {
             **self._settings.extra_authorize_params,
             "response_type": "code",
-            "client_id": self.client_id,
+            "client_id": (await self.client()).client_id,
             "redirect_uri": self.redirect_uri,
             "scope": " ".join(self._settings.scopes),
             "state": state,
@@ -118,7 +138,9 @@ class UpstreamProvider:
         if self._settings.is_oidc:
             if not isinstance(id_token, str):
                 raise AccessDeniedError("the identity provider returned no ID token")
-            claims = await self._validate_id_token(id_token, metadata, nonce=nonce)
+            claims = await self._validate_id_token(
+                id_token, metadata, nonce=nonce, client_id=(await self.client()).client_id
+            )
         else:
             claims = await self._userinfo(metadata, tokens.access_token)
         subject = claims.get(self._settings.subject_claim)
@@ -177,14 +199,15 @@ class UpstreamProvider:
 
     async def _token_request(self, metadata: UpstreamMetadata, form: dict[str, str]) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
-        secret = self._settings.resolved_client_secret()
-        method = self._settings.token_endpoint_auth_method or _pick_auth_method(metadata, secret)
+        client = await self.client()
+        secret = client.secret
+        method = client.auth_method or _pick_auth_method(metadata, secret)
         if method == "client_secret_basic" and secret is not None:
             # RFC 6749 §2.3.1: form-encode both parts before base64.
-            auth: httpx.BasicAuth | None = httpx.BasicAuth(quote(self.client_id, safe=""), quote(secret, safe=""))
+            auth: httpx.BasicAuth | None = httpx.BasicAuth(quote(client.client_id, safe=""), quote(secret, safe=""))
         else:
             auth = None
-            form = {**form, "client_id": self.client_id}
+            form = {**form, "client_id": client.client_id}
             if method == "client_secret_post" and secret is not None:
                 form["client_secret"] = secret
         try:
@@ -206,7 +229,9 @@ class UpstreamProvider:
             raise UpstreamError("the upstream token response has no access_token")
         return body
 
-    async def _validate_id_token(self, id_token: str, metadata: UpstreamMetadata, *, nonce: str) -> dict[str, Any]:
+    async def _validate_id_token(
+        self, id_token: str, metadata: UpstreamMetadata, *, nonce: str, client_id: str
+    ) -> dict[str, Any]:
         """OIDC Core §3.1.3.7: signature by the upstream's keys, iss, aud, azp, exp, iat and nonce."""
         try:
             header = jwt.get_unverified_header(id_token)
@@ -221,7 +246,7 @@ class UpstreamProvider:
                 id_token,
                 key,
                 algorithms=[algorithm],
-                audience=self.client_id,
+                audience=client_id,
                 issuer=metadata.issuer,
                 leeway=60,
                 options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_iss": metadata.issuer is not None},
@@ -230,7 +255,7 @@ class UpstreamProvider:
             logger.warning("rejected an upstream ID token: %s", exc, extra={"event": "upstream.id_token_invalid"})
             raise AccessDeniedError("the identity provider's ID token did not validate") from None
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if len(audiences) > 1 and claims.get("azp") != self.client_id:
+        if len(audiences) > 1 and claims.get("azp") != client_id:
             raise AccessDeniedError("the ID token was issued to another client (azp)")
         if not isinstance(claims.get("nonce"), str) or not equals(claims["nonce"], nonce):
             raise AccessDeniedError("the ID token does not carry the nonce of this login")
