@@ -33,7 +33,7 @@ BLOCKS = _blocks()
 
 def test_the_page_covers_the_providers_the_issue_names() -> None:
     names = " ".join(BLOCKS)
-    for provider in ("Google", "GitHub", "Microsoft Entra ID", "Okta", "Keycloak"):
+    for provider in ("Google", "GitHub", "Microsoft Entra ID", "Okta", "Keycloak", "Without a client id"):
         assert provider in names
 
 
@@ -58,7 +58,11 @@ def test_each_documented_provider_loads_as_valid_settings(
 ) -> None:
     settings = _settings(BLOCKS[name], secret_file, monkeypatch)
     upstream = settings.upstream
-    assert upstream.resolved_client_secret() == "not-a-real-secret"
+    if "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID" in BLOCKS[name]:
+        assert upstream.resolved_client_secret() == "not-a-real-secret"
+    else:  # the server registers itself: it needs the issuer to find the registration endpoint
+        assert upstream.client_id is None
+        assert upstream.issuer is not None
     assert upstream.is_oidc == ("GitHub" not in name)
     if upstream.is_oidc:
         assert upstream.issuer is not None
