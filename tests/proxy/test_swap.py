@@ -99,6 +99,9 @@ async def test_fifty_concurrent_requests_at_expiry_cause_one_upstream_refresh(
                 *(client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"}) for _ in range(50))
             )
         after = await harness.auth.upstream_tokens.get_upstream_tokens(grant_id)
+        # Sliding: the refresh extended the login past its first idle lifetime (30 days from the login).
+        clock.advance(30 * 86400 - 1800)
+        assert await harness.auth.storage.get_grant(grant_id) is not None
     assert calls.refreshes == 1
     assert after is not None
     assert after.access_token != before.access_token
