@@ -10,13 +10,13 @@ ends the login (the client is told to log in again); an unreachable upstream is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import fingerprint, new_secret
-from mcp_authserver.errors import UpstreamError, UpstreamRefreshError
+from mcp_authserver._lease import once_across_replicas
+from mcp_authserver.errors import UpstreamRefreshError
 from mcp_authserver.grants import GrantService
 from mcp_authserver.storage.protocols import Storage
 from mcp_authserver.storage.records import UpstreamTokens
@@ -84,28 +84,23 @@ class UpstreamTokenRefresher:
 
     async def _refresh_once(self, grant_id: str) -> UpstreamTokens:
         """Under the grant's lease; or, if another replica holds it, the tokens it stores."""
-        waited = 0.0
-        while not await self._storage.acquire_lease(grant_id, self._owner, ttl=self._lease_ttl):
-            if waited >= self._lease_ttl:
-                raise UpstreamError("another replica's upstream refresh did not finish in time")
-            await asyncio.sleep(self._poll)
-            waited += self._poll
+
+        async def refreshed_elsewhere() -> UpstreamTokens | None:
             current = await self._storage.get_upstream_tokens(grant_id)
             if current is None:
                 raise UpstreamRefreshError("the login ended while its upstream tokens were being refreshed")
-            if not self._due(current):
-                return current
-        try:
-            # Another replica may have refreshed between our read and the lease.
+            return None if self._due(current) else current
+
+        async def refresh() -> UpstreamTokens:
             current = await self._storage.get_upstream_tokens(grant_id)
             if current is None:
                 raise UpstreamRefreshError("this login has no upstream tokens (any more)")
-            if not self._due(current):
-                return current
             return await self._refresh(grant_id, current)
-        finally:
-            with contextlib.suppress(Exception):
-                await self._storage.release_lease(grant_id, self._owner)
+
+        return await once_across_replicas(
+            self._storage, grant_id, self._owner, ttl=self._lease_ttl, poll=self._poll,
+            done_elsewhere=refreshed_elsewhere, work=refresh,
+        )  # fmt: skip
 
     async def _refresh(self, grant_id: str, current: UpstreamTokens) -> UpstreamTokens:
         if current.refresh_token is None:

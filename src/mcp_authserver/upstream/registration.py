@@ -17,6 +17,7 @@ import httpx
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import new_secret
+from mcp_authserver._lease import once_across_replicas
 from mcp_authserver.errors import UpstreamError
 from mcp_authserver.storage.protocols import Storage
 from mcp_authserver.storage.records import DCRKey, DCRResolution
@@ -77,30 +78,21 @@ class UpstreamRegistrar:
         return expires == 0 or expires - self._clock() > _RENEW_BEFORE
 
     async def _stored_or_registered(self, metadata: UpstreamMetadata) -> DCRResolution:
-        stored = await self._storage.get_dcr_resolution(self.key)
-        if self._usable(stored):
-            assert stored is not None  # noqa: S101
-            return stored
-        waited = 0.0
-        while not await self._storage.acquire_lease(self._lease, self._owner, ttl=_LEASE_TTL):
-            if waited >= _LEASE_TTL:
-                raise UpstreamError("another replica's registration at the upstream did not finish in time")
-            await asyncio.sleep(self._poll)
-            waited += self._poll
-            stored = await self._storage.get_dcr_resolution(self.key)
-            if self._usable(stored):
-                assert stored is not None  # noqa: S101
-                return stored
-        try:
-            stored = await self._storage.get_dcr_resolution(self.key)  # registered while we waited?
-            if self._usable(stored):
-                assert stored is not None  # noqa: S101
-                return stored
+        async def stored() -> DCRResolution | None:
+            resolution = await self._storage.get_dcr_resolution(self.key)
+            return resolution if self._usable(resolution) else None
+
+        async def register() -> DCRResolution:
             resolution = await self._register(metadata)
             await self._storage.put_dcr_resolution(self.key, resolution)
             return resolution
-        finally:
-            await self._storage.release_lease(self._lease, self._owner)
+
+        if (resolution := await stored()) is not None:  # the common case: registered before, no lease needed
+            return resolution
+        return await once_across_replicas(
+            self._storage, self._lease, self._owner, ttl=_LEASE_TTL, poll=self._poll,
+            done_elsewhere=stored, work=register,
+        )  # fmt: skip
 
     async def _register(self, metadata: UpstreamMetadata) -> DCRResolution:
         registration_endpoint = metadata.registration_endpoint
