@@ -102,6 +102,18 @@ class BearerResult:
 GRANT_ID = "bench-grant-00000000000"
 
 
+def bench_token(auth: EmbeddedAuthServer) -> str:
+    """An access token of the bench grant, for the default scopes of the protected resource."""
+    settings = auth.settings
+    return auth.access_tokens.issue(
+        subject="alice@example.com",
+        client_id=CLIENT_ID,
+        scopes=settings.default_scopes,
+        audience=settings.resource,
+        grant_id=GRANT_ID,
+    ).token
+
+
 async def give_upstream_tokens(auth: EmbeddedAuthServer) -> None:
     """The bench grant's upstream tokens: never expiring, so the swap never refreshes (a fresh token)."""
     await auth.storage.put_upstream_tokens(GRANT_ID, UpstreamTokens(access_token="upstream-access-token"), ttl=86400)
@@ -135,13 +147,7 @@ async def run(
     """Many short rounds, the three apps back to back in each (order alternating): a slow spell of the
     machine hits one round of each alike, and the median of the per-round ratios ignores it."""
     settings = auth.settings
-    issued = auth.access_tokens.issue(
-        subject="alice@example.com",
-        client_id=CLIENT_ID,
-        scopes=settings.default_scopes,
-        audience=settings.resource,
-        grant_id=GRANT_ID,
-    )
+    token = bench_token(auth)
     await give_upstream_tokens(auth)
     headers = [
         ("host", settings.resource.split("://", 1)[1].split("/", 1)[0]),
@@ -149,7 +155,7 @@ async def run(
         ("accept", "application/json, text/event-stream"),
         ("accept-encoding", "gzip, deflate"),
         ("mcp-protocol-version", "2025-11-25"),
-        ("authorization", f"Bearer {issued.token}"),
+        ("authorization", f"Bearer {token}"),
     ]
     template = http_scope("GET", PATH, headers)
     apps = {

@@ -45,7 +45,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from benchmarks import bearer
-from benchmarks._harness import CLIENT_ID, HOST, median_ratio, new_server
+from benchmarks._harness import HOST, median_ratio, new_server
 
 # Many short rounds: on this VM the server's speed drifts by tens of percent from one second to the next
 # (with no steal time reported); 20 rounds of 0.5 s gave SDK ratios of 0.465-0.467 over three runs where
@@ -108,14 +108,7 @@ def serve(conn: Connection, cpu: int | None) -> None:
     import uvicorn
 
     auth = new_server()
-    settings = auth.settings
-    token = auth.access_tokens.issue(
-        subject="alice@example.com",
-        client_id=CLIENT_ID,
-        scopes=settings.default_scopes,
-        audience=settings.resource,
-        grant_id=bearer.GRANT_ID,
-    ).token
+    token = bearer.bench_token(auth)
     asyncio.run(bearer.give_upstream_tokens(auth))
     apps = bearer.protected_apps(auth, bearer.trivial_app())
     app = _ByPath({f"/{name}": apps[name] for name in APPS})

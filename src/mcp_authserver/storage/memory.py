@@ -60,10 +60,6 @@ class _Table(Generic[K, V]):
             return None
         return item[1]
 
-    def expires_at(self, key: K) -> float | None:
-        item = self._items.get(key)
-        return None if item is None or item[0] <= self._clock() else item[0]
-
     def put(self, key: K, value: V, ttl: float | None) -> None:
         self.put_until(key, value, math.inf if ttl is None else self._clock() + ttl)
 
@@ -103,10 +99,6 @@ class _Table(Generic[K, V]):
     def _compact(self) -> None:
         self._expiries = [(exp, next(self._sequence), key) for key, (exp, _) in self._items.items() if exp != math.inf]
         heapq.heapify(self._expiries)
-
-    def __len__(self) -> int:
-        self.expire()
-        return len(self._items)
 
 
 # How many superseded refresh tokens of one family stay recognisable (a replay of one is "reused").
