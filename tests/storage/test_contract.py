@@ -130,6 +130,35 @@ async def test_consent_tickets_and_pending_logins_do_not_share_keys(storage: Sto
     assert await storage.consume_consent_ticket(key) is not None
 
 
+async def test_an_approval_is_remembered_and_others_are_not(storage: Storage) -> None:
+    approved = new_hash()
+    await storage.remember_approval(approved, ttl=LONG_TTL)
+
+    assert await storage.is_approved(approved)
+    assert not await storage.is_approved(new_hash())
+
+
+# Rate limits
+
+
+async def test_a_rate_limit_lets_the_limit_through_then_says_how_long_to_wait(storage: Storage) -> None:
+    key = "register:" + new_id()
+
+    waits = [await storage.hit_rate_limit(key, limit=3, window=60.0) for _ in range(5)]
+
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert all(0.0 < wait <= 60.0 for wait in waits[3:])
+
+
+async def test_rate_limit_keys_count_apart(storage: Storage) -> None:
+    busy, quiet = "token:" + new_id(), "token:" + new_id()
+    for _ in range(3):
+        await storage.hit_rate_limit(busy, limit=2, window=60.0)
+
+    assert await storage.hit_rate_limit(busy, limit=2, window=60.0) > 0.0
+    assert await storage.hit_rate_limit(quiet, limit=2, window=60.0) == 0.0
+
+
 # Authorization codes
 
 

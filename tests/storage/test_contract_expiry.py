@@ -234,3 +234,24 @@ async def test_a_lease_expires_so_a_crashed_holder_does_not_block_refreshes(stor
     assert await storage.acquire_lease(grant_id, "crashed", ttl=30)
     clock.advance(31)
     assert await storage.acquire_lease(grant_id, "replica-b", ttl=30)
+
+
+async def test_an_approval_expires_after_its_ttl(storage: Storage, clock: FakeClock) -> None:
+    approval = new_hash()
+    await storage.remember_approval(approval, ttl=TTL)
+
+    clock.advance(TTL + 1)
+
+    assert not await storage.is_approved(approval)
+
+
+async def test_a_rate_limit_window_ends_and_the_count_starts_again(storage: Storage, clock: FakeClock) -> None:
+    key = "authorize:" + new_id()
+    for _ in range(2):
+        await storage.hit_rate_limit(key, limit=2, window=TTL)
+    refused = await storage.hit_rate_limit(key, limit=2, window=TTL)
+
+    clock.advance(TTL + 1)
+
+    assert refused > 0.0
+    assert await storage.hit_rate_limit(key, limit=2, window=TTL) == 0.0

@@ -75,6 +75,10 @@ class _Table(Generic[K, V]):
             if len(self._expiries) > 2 * len(items) + 1024:
                 self._compact()
 
+    def expires_at(self, key: K) -> float:
+        item = self._items.get(key)
+        return 0.0 if item is None else item[0]
+
     def extend(self, key: K, expires_at: float) -> None:
         """Give a live entry a new expiry time; nothing happens to a missing one."""
         value = self.get(key)
@@ -131,6 +135,8 @@ class InMemoryStorage:
         self._upstream: _Table[str, UpstreamTokens] = _Table("upstream", max_entries, clock)
         self._dcr: _Table[DCRKey, DCRResolution] = _Table("dcr", 1_000, clock)
         self._leases: _Table[str, str] = _Table("leases", max_entries, clock)
+        self._approvals: _Table[str, bool] = _Table("approvals", max_entries, clock)
+        self._rate_windows: _Table[str, list[int]] = _Table("rate limits", max_entries, clock)
         self._revocation_epoch = 0
 
     # ClientStore
@@ -155,6 +161,29 @@ class InMemoryStorage:
 
     async def consume_pending_login(self, state_hash: str) -> PendingLogin | None:
         return self._pending.pop(state_hash)
+
+    async def remember_approval(self, approval_hash: str, *, ttl: float) -> None:
+        self._approvals.put(approval_hash, True, ttl)
+
+    async def is_approved(self, approval_hash: str) -> bool:
+        return self._approvals.get(approval_hash) is not None
+
+    # RateLimitStore
+    async def hit_rate_limit(self, key: str, *, limit: int, window: float) -> float:
+        """A full table of counters lets requests through: a flood from more addresses than it holds is not
+        slowed by a per-address limit anyway, and refusing everyone would be worse."""
+        now = self._clock()
+        counter = self._rate_windows.get(key)
+        if counter is None:
+            try:
+                self._rate_windows.put_until(key, [1], now + window)
+            except StorageError:
+                return 0.0
+            return 0.0
+        counter[0] += 1
+        if counter[0] <= limit:
+            return 0.0
+        return max(0.001, self._rate_windows.expires_at(key) - now)
 
     # CodeStore
     async def put_code(self, code_hash: str, record: AuthorizationCodeRecord, *, ttl: float) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "DCRCredentialStore",
     "GrantStore",
     "LoginStateStore",
+    "RateLimitStore",
     "RevocationStore",
     "Storage",
     "UpstreamTokenStore",
@@ -54,6 +55,23 @@ class LoginStateStore(Protocol):
     async def put_pending_login(self, state_hash: str, pending: PendingLogin, *, ttl: float) -> None: ...
 
     async def consume_pending_login(self, state_hash: str) -> PendingLogin | None: ...
+
+    async def remember_approval(self, approval_hash: str, *, ttl: float) -> None:
+        """Remember that a browser approved a client (the hash covers both), so that later errors of that
+        client's authorization requests may be redirected to it (RFC 9700 §4.11.2)."""
+
+    async def is_approved(self, approval_hash: str) -> bool: ...
+
+
+class RateLimitStore(Protocol):
+    """Counters for rate limits, shared by every replica that shares the storage."""
+
+    async def hit_rate_limit(self, key: str, *, limit: int, window: float) -> float:
+        """Count one request against `key` in fixed windows of `window` seconds.
+
+        Returns 0.0 while at most `limit` requests arrived in the current window, else the seconds until
+        it ends (the caller answers 429 with `Retry-After`). One round trip at most.
+        """
 
 
 class CodeStore(Protocol):
@@ -161,6 +179,7 @@ class DCRCredentialStore(Protocol):
 class Storage(
     ClientStore,
     LoginStateStore,
+    RateLimitStore,
     CodeStore,
     GrantStore,
     RevocationStore,

@@ -118,6 +118,15 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
 """
 
+# KEYS[1] counter. ARGV: window (ms). Returns {count, ms left in the window}.
+_RATE = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); left = tonumber(ARGV[1]) end
+return {count, left}
+"""
+
 # KEYS[1] lease. ARGV: owner. Deletes the lease only for its owner.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -178,6 +187,7 @@ class RedisStorage:
         self._revoke = client.register_script(_REVOKE)
         self._touch = client.register_script(_TOUCH)
         self._release = client.register_script(_RELEASE)
+        self._rate = client.register_script(_RATE)
         self._sync_interval = revocation_sync_interval
         self._stale_after = 3 * revocation_sync_interval + 1.0
         self._revoked: dict[str, float] = {}
@@ -247,6 +257,20 @@ class RedisStorage:
     async def consume_pending_login(self, state_hash: str) -> PendingLogin | None:
         data = await self._redis.getdel(self._key("login", state_hash))
         return None if data is None else decode(PendingLogin, data)
+
+    @_storage_call
+    async def remember_approval(self, approval_hash: str, *, ttl: float) -> None:
+        await self._redis.set(self._key("approval", approval_hash), "1", px=_ms(ttl))
+
+    @_storage_call
+    async def is_approved(self, approval_hash: str) -> bool:
+        return bool(await self._redis.exists(self._key("approval", approval_hash)))
+
+    # RateLimitStore
+    @_storage_call
+    async def hit_rate_limit(self, key: str, *, limit: int, window: float) -> float:
+        count, left = await self._rate(keys=[self._key("rate", key)], args=[_ms(window)])
+        return 0.0 if int(count) <= limit else max(1, int(left)) / 1000
 
     # CodeStore
     @_storage_call
