@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Scope
 
 from benchmarks._harness import CLIENT_ID, Capture, body_receiver, discard, fresh_scope, http_scope, median_ratio, timed
 from mcp_authserver.server import EmbeddedAuthServer
-from mcp_authserver.storage.records import UpstreamTokens
+from mcp_authserver.storage.records import AuthorizationCodeRecord, AuthorizationRequest, GrantRecord, UpstreamTokens
 from mcp_authserver.tokens.keys import PublicKey
 
 PATH = "/mcp"
@@ -115,8 +115,19 @@ def bench_token(auth: EmbeddedAuthServer) -> str:
 
 
 async def give_upstream_tokens(auth: EmbeddedAuthServer) -> None:
-    """The bench grant's upstream tokens: never expiring, so the swap never refreshes (a fresh token)."""
-    await auth.storage.put_upstream_tokens(GRANT_ID, UpstreamTokens(access_token="upstream-access-token"), ttl=86400)
+    """Open the bench grant with upstream tokens that never expire, so the swap never refreshes (a fresh token)."""
+    now = auth.clock()
+    request = AuthorizationRequest(
+        client_id=CLIENT_ID, redirect_uri="http://127.0.0.1:9/cb", redirect_uri_provided=True,
+        code_challenge="x" * 43, scopes=tuple(auth.settings.default_scopes), resource=auth.settings.resource,
+    )  # fmt: skip
+    code = AuthorizationCodeRecord(request=request, subject="alice@example.com", grant_id=GRANT_ID, issued_at=now)
+    grant = GrantRecord(
+        grant_id=GRANT_ID, client_id=CLIENT_ID, subject="alice@example.com", scopes=request.scopes,
+        resource=request.resource, created_at=now, expires_at=now + 86400,
+    )  # fmt: skip
+    await auth.storage.put_code("bench-code", code, UpstreamTokens(access_token="upstream-access-token"), ttl=60)
+    await auth.storage.redeem_code(GRANT_ID, "bench-code", grant, None, attempt="bench", ttl=86400)
 
 
 def protected_apps(auth: EmbeddedAuthServer, bare: ASGIApp) -> dict[str, ASGIApp]:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 def new_secret(nbytes: int = 32) -> str:
@@ -34,3 +38,27 @@ def equals(a: str, b: str) -> bool:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def seal_to(secret: str, plaintext: str, context: str) -> str:
+    """Encrypt `plaintext` so that only a holder of `secret` (a 256-bit random credential) can read it.
+
+    AES-256-GCM under a key derived from the secret: what is stored beside a credential's hash this way
+    tells nothing to someone who reads the store but does not hold the credential itself.
+    """
+    nonce = os.urandom(12)
+    sealed = AESGCM(_key_of(secret)).encrypt(nonce, plaintext.encode(), context.encode())
+    return b64url(nonce + sealed)
+
+
+def open_sealed(secret: str, sealed: str, context: str) -> str | None:
+    """The plaintext `seal_to(secret, …, context)` sealed, or None if this secret or context does not open it."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        return AESGCM(_key_of(secret)).decrypt(raw[:12], raw[12:], context.encode()).decode()
+    except (ValueError, InvalidTag, UnicodeDecodeError):
+        return None
+
+
+def _key_of(secret: str) -> bytes:
+    return hashlib.sha256(b"mcp-authserver sealed to a credential\x00" + secret.encode()).digest()

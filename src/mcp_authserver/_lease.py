@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from mcp_authserver.errors import UpstreamError
-from mcp_authserver.storage.protocols import GrantStore
+from mcp_authserver.storage.protocols import LeaseStore
 
 T = TypeVar("T")
 
 
 async def once_across_replicas(
-    storage: GrantStore,
+    storage: LeaseStore,
     name: str,
     owner: str,
     *,

@@ -7,19 +7,20 @@ keys its refresh-token family and the user's upstream tokens, so revoking it end
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mcp_authserver._clock import Clock
-from mcp_authserver._crypto import credential_hash, fingerprint, new_secret
+from mcp_authserver._crypto import credential_hash, fingerprint, new_secret, open_sealed, seal_to
 from mcp_authserver.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from mcp_authserver.oauth import rfc7636
 from mcp_authserver.oauth.rfc6749 import parse_scope
 from mcp_authserver.oauth.rfc8707 import check_resource
 from mcp_authserver.settings import TokenSettings
-from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.protocols import GENERATION_ALL, Storage
 from mcp_authserver.storage.records import (
     AuthorizationCodeRecord,
     AuthorizationRequest,
@@ -27,7 +28,7 @@ from mcp_authserver.storage.records import (
     GrantRecord,
     UpstreamTokens,
 )
-from mcp_authserver.tokens.access import AccessTokenIssuer
+from mcp_authserver.tokens.access import AccessTokenIssuer, AuthenticatedPrincipal
 
 __all__ = ["GrantService", "TokenResponse"]
 
@@ -35,9 +36,6 @@ logger = logging.getLogger(__name__)
 
 # Grant ids are `new_secret(16)`: 22 URL-safe characters.
 _GRANT_ID = re.compile(r"[A-Za-z0-9_-]{22}")
-
-# A used code is remembered this long, so a late replay still revokes what the code issued.
-_USED_CODE_MEMORY = 600.0
 
 
 @dataclass(frozen=True)
@@ -84,13 +82,15 @@ class GrantService:
         self._revocation_ttl = settings.access_token_ttl.total_seconds() + self._leeway
 
     async def issue_code(self, request: AuthorizationRequest, subject: str, upstream: UpstreamTokens) -> str:
-        """Mint our authorization code after a successful upstream login (OAuth 2.1 §4.1.2)."""
-        code = new_secret()
+        """Mint our authorization code after a successful upstream login (OAuth 2.1 §4.1.2).
+
+        The code names the login it will open (`<grant_id>.<secret>`), so the code, the login and the
+        user's upstream tokens are one record from here on.
+        """
         grant_id = new_secret(16)
-        # Until the code is redeemed the upstream tokens live only as long as the code could.
-        await self._storage.put_upstream_tokens(grant_id, upstream, ttl=self._code_ttl + _USED_CODE_MEMORY)
+        code = f"{grant_id}.{new_secret()}"
         record = AuthorizationCodeRecord(request=request, subject=subject, grant_id=grant_id, issued_at=self._clock())
-        await self._storage.put_code(credential_hash(code), record, ttl=self._code_ttl)
+        await self._storage.put_code(credential_hash(code), record, upstream, ttl=self._code_ttl)
         logger.info(
             "authorization code issued",
             extra={"event": "code.issued", "client_id": request.client_id, "grant": fingerprint(grant_id)},
@@ -108,8 +108,9 @@ class GrantService:
     ) -> TokenResponse:
         """OAuth 2.1 §4.1.3. Every check runs before the code is spent, so a bad replay revokes nothing."""
         code_hash = credential_hash(code)
-        record = await self._storage.get_code(code_hash)
-        if record is None or record.request.client_id != client.client_id:
+        grant_id = grant_id_of(code)
+        record = await self._storage.get_code(grant_id, code_hash) if grant_id is not None else None
+        if grant_id is None or record is None or record.request.client_id != client.client_id:
             raise InvalidGrantError("the authorization code is invalid or has expired")
         request = record.request
         if (request.redirect_uri_provided or redirect_uri is not None) and redirect_uri != request.redirect_uri:
@@ -121,14 +122,9 @@ class GrantService:
         if resources:
             check_resource(resources, expected=request.resource)
 
-        if record.used or not await self._storage.mark_code_used(code_hash, ttl=_USED_CODE_MEMORY):
-            # OAuth 2.1 §4.1.3: a code used twice was stolen; revoke what its first use issued.
-            await self.revoke_grant(record.grant_id, reason="code_reuse")
-            raise InvalidGrantError("the authorization code has already been used")
-
         now = self._clock()
         grant = GrantRecord(
-            grant_id=record.grant_id,
+            grant_id=grant_id,
             client_id=client.client_id,
             subject=record.subject,
             scopes=request.scopes,
@@ -136,19 +132,35 @@ class GrantService:
             created_at=now,
             expires_at=now + self._max_lifetime,
         )
-        refresh_token = new_refresh_token(grant.grant_id) if "refresh_token" in client.grant_types else None
-        family_ttl = self._refresh_ttl if refresh_token else self._revocation_ttl
-        await self._storage.put_grant(grant, credential_hash(refresh_token) if refresh_token else None, ttl=family_ttl)
+        refresh_token = new_refresh_token(grant_id) if "refresh_token" in client.grant_types else None
+        outcome = await self._storage.redeem_code(
+            grant_id,
+            code_hash,
+            grant,
+            credential_hash(refresh_token) if refresh_token else None,
+            attempt=new_secret(12),
+            ttl=self._refresh_ttl if refresh_token else self._revocation_ttl,
+        )
+        if outcome == "reused":
+            # OAuth 2.1 §4.1.3: a code used twice was stolen; the login is closed already, end what it issued.
+            await self.revoke_grant(grant_id, reason="code_reuse")
+            raise InvalidGrantError("the authorization code has already been used")
+        if outcome != "redeemed":
+            raise InvalidGrantError("the authorization code is invalid or has expired")
         logger.info(
             "grant opened",
-            extra={"event": "grant.opened", "client_id": client.client_id, "grant": fingerprint(grant.grant_id)},
+            extra={"event": "grant.opened", "client_id": client.client_id, "grant": fingerprint(grant_id)},
         )
-        return self._respond(grant, grant.scopes, refresh_token)
+        return self._respond(grant, grant.scopes, refresh_token, generation=0)
 
     async def refresh(
         self, client: ClientRecord, *, refresh_token: str, scope: str | None, resources: Sequence[str]
     ) -> TokenResponse:
-        """OAuth 2.1 §4.3 with rotation and reuse detection (RFC 9700 §4.14.2)."""
+        """OAuth 2.1 §4.3 with rotation and reuse detection (RFC 9700 §4.14.2).
+
+        A retry within the grace window gets the same new refresh token as the rotation it repeats (sealed
+        in the family to the presented token), so whichever answer the client keeps stays valid.
+        """
         if "refresh_token" not in client.grant_types:
             raise InvalidGrantError("this client is not registered for the refresh_token grant")
         grant_id = grant_id_of(refresh_token)
@@ -158,47 +170,59 @@ class GrantService:
         scopes = _narrowed_scopes(grant, scope)
         if resources:
             check_resource(resources, expected=grant.resource)
-        if await self._storage.is_revoked(grant.grant_id, ""):
+        if await self._storage.is_revoked(grant.grant_id, generation=GENERATION_ALL - 1, issued_at=math.inf):
             raise InvalidGrantError("the grant has been revoked")
 
-        now = self._clock()
         new_token = new_refresh_token(grant.grant_id)
         result = await self._storage.rotate_refresh_token(
             grant.grant_id,
             credential_hash(refresh_token),
             credential_hash(new_token),
-            now=now,
+            seal_to(refresh_token, new_token, grant.grant_id),
+            now=self._clock(),
             grace=self._grace,
             ttl=self._refresh_ttl,
         )
         if result.outcome == "reused":
             await self.revoke_grant(grant.grant_id, reason="refresh_reuse")
             raise InvalidGrantError("the refresh token has already been used")
+        if result.outcome == "retry":
+            repeated = open_sealed(refresh_token, result.sealed_successor or "", grant.grant_id)
+            if repeated is None:
+                raise InvalidGrantError("the refresh token is invalid or has expired")
+            new_token = repeated
         if result.outcome == "unknown" or result.grant is None:
             raise InvalidGrantError("the refresh token is invalid or has expired")
-        return self._respond(result.grant, scopes, new_token)
+        return self._respond(result.grant, scopes, new_token, generation=result.generation)
 
     async def revoke_grant(self, grant_id: str, *, reason: str) -> None:
-        """End a login: its refresh tokens, its access tokens (by marker) and its upstream tokens."""
+        """End a login: its access tokens (by a revocation every replica sees), then the login record with
+        its refresh family and upstream tokens."""
         await self._storage.revoke_grant(grant_id, ttl=self._revocation_ttl)
         await self._storage.delete_grant(grant_id)
-        await self._storage.delete_upstream_tokens(grant_id)
         logger.warning(
             "grant revoked", extra={"event": "grant.revoked", "reason": reason, "grant": fingerprint(grant_id)}
         )
 
-    async def revoke_access_token(self, token_id: str, expires_at: float) -> None:
-        ttl = max(1.0, expires_at - self._clock() + self._leeway)
-        await self._storage.revoke_access_token(token_id, ttl=ttl)
+    async def revoke_access_token(self, token: AuthenticatedPrincipal) -> None:
+        """RFC 7009 for an access token: it and the older tokens of its login stop; the login refreshes on."""
+        ttl = max(1.0, token.expires_at - self._clock() + self._leeway)
+        await self._storage.revoke_tokens(token.grant_id, before_generation=token.generation + 1, ttl=ttl)
 
-    def _respond(self, grant: GrantRecord, scopes: Sequence[str], refresh_token: str | None) -> TokenResponse:
-        lifetime = min(float(self._access_tokens.ttl), grant.expires_at - self._clock())
+    def _respond(
+        self, grant: GrantRecord, scopes: Sequence[str], refresh_token: str | None, *, generation: int
+    ) -> TokenResponse:
+        now = self._clock()
+        lifetime = min(float(self._access_tokens.ttl), grant.expires_at - now)
         issued = self._access_tokens.issue(
             subject=grant.subject,
             client_id=grant.client_id,
             scopes=scopes,
             audience=grant.resource,
             grant_id=grant.grant_id,
+            generation=generation,
+            # Never before the storage's floor, or the token would be born revoked.
+            issued_at=max(int(now), math.ceil(self._storage.revocation_floor)),
             ttl=lifetime,
         )
         return TokenResponse(
@@ -212,8 +236,9 @@ def new_refresh_token(grant_id: str) -> str:
     return f"{grant_id}.{new_secret()}"
 
 
-def grant_id_of(refresh_token: str) -> str | None:
-    grant_id, dot, secret = refresh_token.partition(".")
+def grant_id_of(credential: str) -> str | None:
+    """The grant a refresh token or code names (`<grant_id>.<secret>`), if it has that shape."""
+    grant_id, dot, secret = credential.partition(".")
     if not dot or not secret or not _GRANT_ID.fullmatch(grant_id):
         return None
     return grant_id

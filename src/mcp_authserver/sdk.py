@@ -55,7 +55,10 @@ class TokenVerifier:
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
             principal = self._verifier.verify(token)
-            if await self._revocations.is_revoked(principal.grant_id, principal.token_id):
+            revoked = await self._revocations.is_revoked(
+                principal.grant_id, generation=principal.generation, issued_at=principal.issued_at
+            )
+            if revoked:
                 return None
         except (InvalidTokenError, StorageError):
             return None

@@ -69,7 +69,13 @@ class EmbeddedAuthServer:
         self.key_provider = key_provider or _keys_from(settings)
         keys = settings.encryption.resolved_keys()
         self.sealer = Sealer(keys) if keys else None
-        self.storage: Storage = storage or storage_from_settings(settings.storage, clock=clock, sealer=self.sealer)
+        self.storage: Storage = storage or storage_from_settings(
+            settings.storage,
+            clock=clock,
+            sealer=self.sealer,
+            allow_plaintext=settings.encryption.allow_plaintext_reads,
+            revocation_retention=(tokens.access_token_ttl + tokens.leeway).total_seconds(),
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
@@ -208,10 +214,8 @@ class EmbeddedAuthServer:
     async def start(self) -> None:
         """Probe the storage once, so an outage shows in the log at startup. Never fails:
         the server starts anyway and answers 503 until the storage is reachable."""
-        ping = getattr(self.storage, "ping", None)
-        if ping is not None:
-            with contextlib.suppress(StorageError):
-                await ping()
+        with contextlib.suppress(StorageError):
+            await self.storage.ping()
 
     async def __aenter__(self) -> EmbeddedAuthServer:
         await self.start()

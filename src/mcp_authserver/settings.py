@@ -201,6 +201,11 @@ class StorageSettings(_Group):
     tls_ca_file: FilePath | None = None
     key_prefix: str = "mcp-authserver"
     socket_timeout: float = Field(default=2.0, gt=0)
+    """Seconds a Redis command (or a connection attempt) may take: the most a Redis stall costs a request."""
+    pool_size: int = Field(default=50, ge=1)
+    """Redis operations in flight at once per process; more wait for a turn (`pool_timeout`)."""
+    pool_timeout: float = Field(default=2.0, gt=0)
+    """Seconds an operation may wait for a turn before the request gets 503."""
     revocation_sync_interval: Duration = timedelta(milliseconds=500)
     """How often each replica refreshes its copy of the revocation list: the bound on how long a
     revocation on one replica takes to reach the others."""
@@ -252,6 +257,9 @@ class EncryptionSettings(_Group):
     """base64 of 32 random bytes each, separated by spaces or commas: the first encrypts, all decrypt."""
     key_files: PathList = Field(default_factory=list)
     """Files holding one such key each; read after `keys`."""
+    allow_plaintext_reads: bool = False
+    """While migrating a Redis written before a key was configured: also accept records stored in clear
+    (they are sealed at their next write). Off, such records are refused: the login they belong to ends."""
 
     @field_validator("keys", mode="before")
     @classmethod

@@ -207,15 +207,19 @@ class _CountingRevocations:
     def revocation_epoch(self) -> int:
         return -1
 
+    @property
+    def revocation_floor(self) -> float:
+        return 0.0
+
     async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:
         self.revoked.add(grant_id)
 
-    async def revoke_access_token(self, token_id: str, *, ttl: float) -> None:
-        self.revoked.add(token_id)
+    async def revoke_tokens(self, grant_id: str, *, before_generation: int, ttl: float) -> None:
+        self.revoked.add(grant_id)
 
-    async def is_revoked(self, grant_id: str, token_id: str) -> bool:
+    async def is_revoked(self, grant_id: str, *, generation: int, issued_at: float) -> bool:
         self.asked += 1
-        return grant_id in self.revoked or token_id in self.revoked
+        return grant_id in self.revoked
 
 
 async def test_a_store_without_a_revocation_epoch_is_asked_on_every_request(clock: FakeClock) -> None:

@@ -13,6 +13,7 @@ from mcp_authserver.storage import (
     DCRResolution,
     GrantRecord,
     PendingLogin,
+    Storage,
     UpstreamTokens,
 )
 
@@ -89,9 +90,9 @@ def code(now: float) -> AuthorizationCodeRecord:
     return AuthorizationCodeRecord(request=authorization_request(), subject="user-1", grant_id=new_id(), issued_at=now)
 
 
-def grant(now: float, *, lifetime: float = 90 * DAY) -> GrantRecord:
+def grant(now: float, *, lifetime: float = 90 * DAY, grant_id: str | None = None) -> GrantRecord:
     return GrantRecord(
-        grant_id=new_id(),
+        grant_id=grant_id or new_id(),
         client_id=new_id(),
         subject="user-1",
         scopes=("read", "write"),
@@ -127,3 +128,26 @@ def dcr_resolution(now: float) -> DCRResolution:
         client_secret_expires_at=1_900_000_000,
         created_at=now,
     )
+
+
+async def open_grant(
+    storage: Storage,
+    now: float,
+    refresh_hash: str | None,
+    *,
+    ttl: float = LONG_TTL,
+    lifetime: float = 90 * DAY,
+    upstream: UpstreamTokens | None = None,
+) -> GrantRecord:
+    """A login as the server opens one: a code at the callback, then its redemption with the first refresh token."""
+    record, code_hash = code(now), new_hash()
+    opened = grant(now, lifetime=lifetime, grant_id=record.grant_id)
+    await storage.put_code(code_hash, record, upstream or upstream_tokens(now), ttl=LONG_TTL)
+    redemption = await storage.redeem_code(opened.grant_id, code_hash, opened, refresh_hash, attempt=new_id(), ttl=ttl)
+    assert redemption == "redeemed"
+    return opened
+
+
+def sealed(token_hash: str) -> str:
+    """Stands for the sealed successor the grant service stores with a rotation (opaque to storage)."""
+    return "sealed-" + token_hash

@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from mcp_authserver.storage import DCRKey, Storage, UpstreamTokens
+from mcp_authserver.storage.records import MAX_RETRIES, RETIRED_PER_FAMILY
 from tests.conftest import FakeClock
 from tests.storage import builders
 from tests.storage.builders import LONG_TTL, assert_same_record, new_hash, new_id
@@ -159,235 +160,280 @@ async def test_rate_limit_keys_count_apart(storage: Storage) -> None:
     assert await storage.hit_rate_limit(quiet, limit=2, window=60.0) == 0.0
 
 
-# Authorization codes
+# Authorization codes: a login from the callback on
 
 
 async def test_a_stored_code_reads_back_unused(storage: Storage, clock: FakeClock) -> None:
     code_hash, record = new_hash(), builders.code(clock.now)
-    await storage.put_code(code_hash, record, ttl=LONG_TTL)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
 
-    got = await storage.get_code(code_hash)
+    got = await storage.get_code(record.grant_id, code_hash)
 
     assert got is not None
     assert_same_record(got, record)
     assert got.used is False
 
 
-async def test_getting_an_unknown_code_returns_none(storage: Storage, clock: FakeClock) -> None:
-    await storage.put_code(new_hash(), builders.code(clock.now), ttl=LONG_TTL)
-
-    assert await storage.get_code(new_hash()) is None
-
-
-async def test_mark_code_used_returns_true_exactly_once(storage: Storage, clock: FakeClock) -> None:
-    code_hash = new_hash()
-    await storage.put_code(code_hash, builders.code(clock.now), ttl=LONG_TTL)
-
-    results = [await storage.mark_code_used(code_hash, ttl=LONG_TTL) for _ in range(3)]
-
-    assert results == [True, False, False]
-
-
-async def test_a_used_code_still_reads_back_marked_used(storage: Storage, clock: FakeClock) -> None:
+async def test_a_code_is_found_only_under_its_grant_and_its_own_hash(storage: Storage, clock: FakeClock) -> None:
     code_hash, record = new_hash(), builders.code(clock.now)
-    await storage.put_code(code_hash, record, ttl=LONG_TTL)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
 
-    await storage.mark_code_used(code_hash, ttl=LONG_TTL)
-    got = await storage.get_code(code_hash)
+    assert await storage.get_code(record.grant_id, new_hash()) is None
+    assert await storage.get_code(new_id(), code_hash) is None
+    assert await storage.get_code(record.grant_id, "") is None
 
+
+async def test_an_unredeemed_code_opens_no_grant(storage: Storage, clock: FakeClock) -> None:
+    record = builders.code(clock.now)
+    await storage.put_code(new_hash(), record, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
+
+    assert await storage.get_grant(record.grant_id) is None
+    assert not await storage.touch_grant(record.grant_id, now=clock.now, ttl=LONG_TTL)
+
+
+async def test_redeeming_a_code_opens_its_grant_with_the_first_refresh_token(
+    storage: Storage, clock: FakeClock
+) -> None:
+    code_hash, record, refresh = new_hash(), builders.code(clock.now), new_hash()
+    grant = builders.grant(clock.now, grant_id=record.grant_id)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
+
+    outcome = await storage.redeem_code(grant.grant_id, code_hash, grant, refresh, attempt="a1", ttl=LONG_TTL)
+
+    assert outcome == "redeemed"
+    got = await storage.get_grant(grant.grant_id)
     assert got is not None
-    assert got.used is True
-    assert (got.request, got.subject, got.grant_id, got.issued_at) == (
-        record.request,
-        record.subject,
-        record.grant_id,
-        record.issued_at,
+    assert_same_record(got, grant)
+    assert await storage.has_refresh_token(grant.grant_id, refresh)
+    used = await storage.get_code(grant.grant_id, code_hash)
+    assert used is not None
+    assert used.used is True
+
+
+async def test_a_second_redemption_is_reuse_and_closes_the_login_in_the_same_step(
+    storage: Storage, clock: FakeClock
+) -> None:
+    code_hash, record, refresh = new_hash(), builders.code(clock.now), new_hash()
+    grant = builders.grant(clock.now, grant_id=record.grant_id)
+    upstream = builders.upstream_tokens(clock.now)
+    await storage.put_code(code_hash, record, upstream, ttl=LONG_TTL)
+    await storage.redeem_code(grant.grant_id, code_hash, grant, refresh, attempt="a1", ttl=LONG_TTL)
+
+    replay = await storage.redeem_code(grant.grant_id, code_hash, grant, new_hash(), attempt="a2", ttl=LONG_TTL)
+
+    assert replay == "reused"
+    assert await storage.get_grant(grant.grant_id) is None
+    assert not await storage.has_refresh_token(grant.grant_id, refresh)
+    rotation = await storage.rotate_refresh_token(
+        grant.grant_id, refresh, new_hash(), "x", now=clock.now, grace=GRACE, ttl=LONG_TTL
     )
+    assert rotation.outcome == "unknown"
+    # Still readable for revocation at the upstream, until the grant is deleted.
+    kept = await storage.get_upstream_tokens(grant.grant_id)
+    assert kept is not None
+    assert_same_record(kept, upstream)
 
 
-async def test_marking_an_unknown_code_returns_false_and_creates_nothing(storage: Storage) -> None:
-    code_hash = new_hash()
+async def test_a_redemption_retried_by_the_same_attempt_is_redeemed_again(storage: Storage, clock: FakeClock) -> None:
+    code_hash, record, refresh = new_hash(), builders.code(clock.now), new_hash()
+    grant = builders.grant(clock.now, grant_id=record.grant_id)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
 
-    assert await storage.mark_code_used(code_hash, ttl=LONG_TTL) is False
-    assert await storage.get_code(code_hash) is None
+    first = await storage.redeem_code(grant.grant_id, code_hash, grant, refresh, attempt="a1", ttl=LONG_TTL)
+    again = await storage.redeem_code(grant.grant_id, code_hash, grant, refresh, attempt="a1", ttl=LONG_TTL)
+
+    assert (first, again) == ("redeemed", "redeemed")
+    assert await storage.get_grant(grant.grant_id) is not None
 
 
-async def test_marking_a_code_leaves_other_codes_unused(storage: Storage, clock: FakeClock) -> None:
-    marked, other = new_hash(), new_hash()
-    await storage.put_code(marked, builders.code(clock.now), ttl=LONG_TTL)
-    await storage.put_code(other, builders.code(clock.now), ttl=LONG_TTL)
+async def test_redeeming_an_unknown_code_is_unknown_and_creates_nothing(storage: Storage, clock: FakeClock) -> None:
+    code_hash, record = new_hash(), builders.code(clock.now)
+    grant = builders.grant(clock.now, grant_id=record.grant_id)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
+    stranger = builders.grant(clock.now)
 
-    await storage.mark_code_used(marked, ttl=LONG_TTL)
+    wrong_code = await storage.redeem_code(grant.grant_id, new_hash(), grant, new_hash(), attempt="a", ttl=LONG_TTL)
+    no_login = await storage.redeem_code(stranger.grant_id, code_hash, stranger, new_hash(), attempt="a", ttl=LONG_TTL)
 
-    got = await storage.get_code(other)
-    assert got is not None
-    assert got.used is False
-    assert await storage.mark_code_used(other, ttl=LONG_TTL) is True
+    assert (wrong_code, no_login) == ("unknown", "unknown")
+    assert await storage.get_grant(grant.grant_id) is None
+    assert await storage.get_grant(stranger.grant_id) is None
+    assert await storage.redeem_code(grant.grant_id, code_hash, grant, None, attempt="b", ttl=LONG_TTL) == "redeemed"
 
 
 # Grants and refresh-token families
 
 
-async def test_a_stored_grant_reads_back(storage: Storage, clock: FakeClock) -> None:
-    grant = builders.grant(clock.now)
-    await storage.put_grant(grant, new_hash(), ttl=LONG_TTL)
+async def rotate(storage: Storage, grant_id: str, presented: str, new: str, now: float, grace: float = GRACE) -> str:
+    result = await storage.rotate_refresh_token(grant_id, presented, new, builders.sealed(new), now=now, grace=grace,
+                                                ttl=LONG_TTL)  # fmt: skip
+    return result.outcome
+
+
+async def test_an_open_grant_reads_back_and_unknown_ones_do_not(storage: Storage, clock: FakeClock) -> None:
+    grant = await builders.open_grant(storage, clock.now, new_hash())
 
     got = await storage.get_grant(grant.grant_id)
 
     assert got is not None
     assert_same_record(got, grant)
-
-
-async def test_getting_an_unknown_grant_returns_none(storage: Storage, clock: FakeClock) -> None:
-    await storage.put_grant(builders.grant(clock.now), new_hash(), ttl=LONG_TTL)
-
     assert await storage.get_grant(new_id()) is None
 
 
-async def test_a_grant_has_its_current_refresh_token(storage: Storage, clock: FakeClock) -> None:
-    grant, refresh = builders.grant(clock.now), new_hash()
-    await storage.put_grant(grant, refresh, ttl=LONG_TTL)
-    await storage.put_grant(builders.grant(clock.now), new_hash(), ttl=LONG_TTL)
+async def test_a_grant_has_its_current_refresh_token_and_no_other(storage: Storage, clock: FakeClock) -> None:
+    refresh, other_refresh = new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, refresh)
+    other = await builders.open_grant(storage, clock.now, other_refresh)
 
     assert await storage.has_refresh_token(grant.grant_id, refresh)
-
-
-async def test_a_grant_does_not_have_an_unknown_or_another_grants_refresh_token(
-    storage: Storage, clock: FakeClock
-) -> None:
-    grant, other, other_refresh = builders.grant(clock.now), builders.grant(clock.now), new_hash()
-    await storage.put_grant(grant, new_hash(), ttl=LONG_TTL)
-    await storage.put_grant(other, other_refresh, ttl=LONG_TTL)
-
     assert not await storage.has_refresh_token(grant.grant_id, new_hash())
     assert not await storage.has_refresh_token(grant.grant_id, other_refresh)
     assert not await storage.has_refresh_token(new_id(), other_refresh)
+    assert await storage.has_refresh_token(other.grant_id, other_refresh)
 
 
-async def test_rotating_the_current_token_returns_rotated_with_the_grant_and_makes_the_new_one_current(
+async def test_rotating_the_current_token_returns_the_grant_and_the_next_generation(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant, first, second, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
+    first, second, third = new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
 
-    result = await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    result = await storage.rotate_refresh_token(
+        grant.grant_id, first, second, builders.sealed(second), now=clock.now, grace=GRACE, ttl=LONG_TTL
+    )
 
     assert result.outcome == "rotated"
+    assert result.generation == 1
     assert result.grant is not None
     assert_same_record(result.grant, grant)
     assert await storage.has_refresh_token(grant.grant_id, second)
-    assert await storage.has_refresh_token(grant.grant_id, first)  # "current or not"
+    assert await storage.has_refresh_token(grant.grant_id, first)  # "current or remembered"
     clock.advance(GRACE + 1)
     follow_up = await storage.rotate_refresh_token(
-        grant.grant_id, second, third, now=clock.now, grace=GRACE, ttl=LONG_TTL
+        grant.grant_id, second, third, builders.sealed(third), now=clock.now, grace=GRACE, ttl=LONG_TTL
     )
-    assert follow_up.outcome == "rotated"
+    assert (follow_up.outcome, follow_up.generation) == ("rotated", 2)
 
 
-async def test_presenting_the_replaced_token_within_grace_is_a_retry_and_makes_the_newest_token_current(
+async def test_a_retry_within_grace_repeats_the_rotation_it_follows_and_changes_nothing(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant, first, second, third, fourth = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    first, second, unused, third = new_hash(), new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
     clock.advance(GRACE / 2)
 
-    retry = await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-
-    assert retry.outcome == "retry"
-    assert retry.grant is not None
-    assert_same_record(retry.grant, grant)
-    assert await storage.has_refresh_token(grant.grant_id, third)
-    clock.advance(GRACE)
-    after = await storage.rotate_refresh_token(grant.grant_id, third, fourth, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    assert after.outcome == "rotated"
-
-
-async def test_presenting_the_token_superseded_by_a_retry_within_grace_is_also_a_retry(
-    storage: Storage, clock: FakeClock
-) -> None:
-    grant, first, second, third, fourth, fifth = (builders.grant(clock.now), *(new_hash() for _ in range(5)))
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    clock.advance(GRACE / 4)
-    await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    clock.advance(GRACE / 4)
-
-    # `second` is no longer current (that would be "rotated"): `third` replaced it.
-    superseded = await storage.rotate_refresh_token(
-        grant.grant_id, second, fourth, now=clock.now, grace=GRACE, ttl=LONG_TTL
+    retry = await storage.rotate_refresh_token(
+        grant.grant_id, first, unused, builders.sealed(unused), now=clock.now, grace=GRACE, ttl=LONG_TTL
     )
 
-    assert superseded.outcome == "retry"
+    assert retry.outcome == "retry"
+    assert retry.generation == 1
+    assert retry.sealed_successor == builders.sealed(second)
+    assert retry.grant is not None
+    assert_same_record(retry.grant, grant)
+    assert not await storage.has_refresh_token(grant.grant_id, unused)
     clock.advance(GRACE)
-    after = await storage.rotate_refresh_token(grant.grant_id, fourth, fifth, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    assert after.outcome == "rotated"
+    assert await rotate(storage, grant.grant_id, second, third, clock.now) == "rotated"
+
+
+async def test_retries_are_answered_a_fixed_number_of_times_then_are_reuse(storage: Storage, clock: FakeClock) -> None:
+    first, second = new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
+
+    outcomes = [await rotate(storage, grant.grant_id, first, new_hash(), clock.now) for _ in range(MAX_RETRIES + 2)]
+
+    assert outcomes == ["retry"] * MAX_RETRIES + ["reused", "reused"]
+    assert await storage.has_refresh_token(grant.grant_id, second)
+
+
+async def test_once_the_successor_is_used_a_replay_of_its_predecessor_is_reuse(
+    storage: Storage, clock: FakeClock
+) -> None:
+    first, second, third = new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
+    await rotate(storage, grant.grant_id, first, new_hash(), clock.now)  # a retry
+    await rotate(storage, grant.grant_id, second, third, clock.now)  # the successor is used, still within grace
+
+    replay = await rotate(storage, grant.grant_id, first, new_hash(), clock.now)
+
+    assert replay == "reused"
+
+
+async def test_retries_do_not_extend_the_grace_window(storage: Storage, clock: FakeClock) -> None:
+    first, second = new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
+    clock.advance(GRACE * 0.8)
+    retry = await rotate(storage, grant.grant_id, first, new_hash(), clock.now)
+    clock.advance(GRACE * 0.4)  # within GRACE of the retry, past GRACE of the rotation
+
+    replay = await rotate(storage, grant.grant_id, first, new_hash(), clock.now)
+
+    assert (retry, replay) == ("retry", "reused")
 
 
 async def test_presenting_the_replaced_token_after_grace_is_reuse_and_changes_nothing(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant, first, second, stolen, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    first, second, stolen, third = new_hash(), new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
     clock.advance(GRACE + 1)
 
-    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    replay = await rotate(storage, grant.grant_id, first, stolen, clock.now)
 
-    assert replay.outcome == "reused"
+    assert replay == "reused"
     assert not await storage.has_refresh_token(grant.grant_id, stolen)
     assert await storage.get_grant(grant.grant_id) is not None
-    current = await storage.rotate_refresh_token(
-        grant.grant_id, second, third, now=clock.now, grace=GRACE, ttl=LONG_TTL
-    )
-    assert current.outcome == "rotated"
+    assert await rotate(storage, grant.grant_id, second, third, clock.now) == "rotated"
 
 
-async def test_presenting_the_superseded_token_after_grace_is_reuse(storage: Storage, clock: FakeClock) -> None:
-    grant, first, second, third, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    clock.advance(GRACE + 1)
+async def test_an_older_superseded_token_is_reuse_even_within_grace(storage: Storage, clock: FakeClock) -> None:
+    first, second, third = new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
+    await rotate(storage, grant.grant_id, second, third, clock.now)
 
-    replay = await storage.rotate_refresh_token(
-        grant.grant_id, second, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL
-    )
-
-    assert replay.outcome == "reused"
-    assert not await storage.has_refresh_token(grant.grant_id, stolen)
+    assert await rotate(storage, grant.grant_id, first, new_hash(), clock.now) == "reused"
 
 
 async def test_with_zero_grace_an_immediate_replay_is_reuse(storage: Storage, clock: FakeClock) -> None:
-    grant, first, second, stolen, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=0, ttl=LONG_TTL)
+    first, second, stolen, third = new_hash(), new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now, grace=0)
 
-    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=0, ttl=LONG_TTL)
+    replay = await rotate(storage, grant.grant_id, first, stolen, clock.now, grace=0)
 
-    assert replay.outcome == "reused"
+    assert replay == "reused"
     assert not await storage.has_refresh_token(grant.grant_id, stolen)
-    current = await storage.rotate_refresh_token(grant.grant_id, second, third, now=clock.now, grace=0, ttl=LONG_TTL)
-    assert current.outcome == "rotated"
+    assert await rotate(storage, grant.grant_id, second, third, clock.now, grace=0) == "rotated"
 
 
-async def test_with_zero_grace_a_later_replay_is_reuse(storage: Storage, clock: FakeClock) -> None:
-    grant, first, second, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=0, ttl=LONG_TTL)
-    clock.advance(0.5)
+async def test_superseded_tokens_are_remembered_up_to_a_bound_then_unknown(storage: Storage, clock: FakeClock) -> None:
+    tokens = [new_hash()]
+    grant = await builders.open_grant(storage, clock.now, tokens[0])
+    for _ in range(RETIRED_PER_FAMILY + 3):
+        tokens.append(new_hash())
+        assert await rotate(storage, grant.grant_id, tokens[-2], tokens[-1], clock.now, grace=0) == "rotated"
 
-    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=0, ttl=LONG_TTL)
-
-    assert replay.outcome == "reused"
+    # The current one rotates; the one before it and RETIRED_PER_FAMILY older ones are reuse; older are unknown.
+    remembered = tokens[-2 - RETIRED_PER_FAMILY : -1]
+    forgotten = tokens[: -2 - RETIRED_PER_FAMILY]
+    assert all([await storage.has_refresh_token(grant.grant_id, token) for token in remembered])
+    assert not any([await storage.has_refresh_token(grant.grant_id, token) for token in forgotten])
+    assert await rotate(storage, grant.grant_id, forgotten[-1], new_hash(), clock.now, grace=0) == "unknown"
+    assert await rotate(storage, grant.grant_id, remembered[0], new_hash(), clock.now, grace=0) == "reused"
 
 
 async def test_presenting_an_unknown_refresh_token_returns_unknown(storage: Storage, clock: FakeClock) -> None:
-    grant, first, unknown, minted = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
+    first, unknown, minted = new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
 
     result = await storage.rotate_refresh_token(
-        grant.grant_id, unknown, minted, now=clock.now, grace=GRACE, ttl=LONG_TTL
+        grant.grant_id, unknown, minted, builders.sealed(minted), now=clock.now, grace=GRACE, ttl=LONG_TTL
     )
 
     assert result.outcome == "unknown"
@@ -395,135 +441,161 @@ async def test_presenting_an_unknown_refresh_token_returns_unknown(storage: Stor
     assert not await storage.has_refresh_token(grant.grant_id, minted)
 
 
-async def test_after_delete_grant_no_token_of_the_family_works_and_the_grant_is_gone(
-    storage: Storage, clock: FakeClock
-) -> None:
-    grant, first, second, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+async def test_after_delete_grant_nothing_of_the_login_works(storage: Storage, clock: FakeClock) -> None:
+    first, second = new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
 
     deleted = await storage.delete_grant(grant.grant_id)
 
     assert deleted is not None
     assert_same_record(deleted, grant)
     assert await storage.get_grant(grant.grant_id) is None
-    for presented in (first, second, third):
-        result = await storage.rotate_refresh_token(
-            grant.grant_id, presented, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
-        )
-        assert result.outcome == "unknown", presented
+    assert await storage.get_upstream_tokens(grant.grant_id) is None
+    for presented in (first, second):
+        assert await rotate(storage, grant.grant_id, presented, new_hash(), clock.now) == "unknown"
 
 
-async def test_delete_grant_of_an_unknown_grant_returns_none(storage: Storage, clock: FakeClock) -> None:
-    kept = builders.grant(clock.now)
-    await storage.put_grant(kept, new_hash(), ttl=LONG_TTL)
-
-    assert await storage.delete_grant(new_id()) is None
-    assert await storage.get_grant(kept.grant_id) is not None
-
-
-async def test_delete_grant_leaves_other_families_working(storage: Storage, clock: FakeClock) -> None:
-    deleted, kept, kept_refresh = builders.grant(clock.now), builders.grant(clock.now), new_hash()
-    await storage.put_grant(deleted, new_hash(), ttl=LONG_TTL)
-    await storage.put_grant(kept, kept_refresh, ttl=LONG_TTL)
-
-    await storage.delete_grant(deleted.grant_id)
-
-    result = await storage.rotate_refresh_token(
-        kept.grant_id, kept_refresh, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
-    )
-    assert result.outcome == "rotated"
-
-
-async def test_a_grant_stored_without_refresh_token_exists_but_has_no_usable_refresh_token(
+async def test_delete_grant_of_an_unknown_grant_returns_none_and_leaves_others(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant = builders.grant(clock.now)
-    await storage.put_grant(grant, None, ttl=LONG_TTL)
+    kept_refresh = new_hash()
+    kept = await builders.open_grant(storage, clock.now, kept_refresh)
 
-    got = await storage.get_grant(grant.grant_id)
+    assert await storage.delete_grant(new_id()) is None
+    assert await rotate(storage, kept.grant_id, kept_refresh, new_hash(), clock.now) == "rotated"
 
-    assert got is not None
-    assert_same_record(got, grant)
+
+async def test_a_grant_opened_without_refresh_token_has_no_usable_refresh_token(
+    storage: Storage, clock: FakeClock
+) -> None:
+    grant = await builders.open_grant(storage, clock.now, None)
+
+    assert await storage.get_grant(grant.grant_id) is not None
     # No hash leads to this grant; the empty string (a plausible "no token" placeholder) does not either.
     for presented in ("", new_hash()):
         assert not await storage.has_refresh_token(grant.grant_id, presented)
-        result = await storage.rotate_refresh_token(
-            grant.grant_id, presented, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
-        )
-        assert result.outcome == "unknown"
+        assert await rotate(storage, grant.grant_id, presented, new_hash(), clock.now) == "unknown"
+
+
+async def test_touching_a_grant_keeps_it_and_touching_a_missing_one_says_so(storage: Storage, clock: FakeClock) -> None:
+    grant = await builders.open_grant(storage, clock.now, new_hash())
+
+    assert await storage.touch_grant(grant.grant_id, now=clock.now, ttl=LONG_TTL)
+    assert await storage.get_grant(grant.grant_id) == grant
+    assert not await storage.touch_grant(new_id(), now=clock.now, ttl=LONG_TTL)
 
 
 # Revocations
 
 
-async def test_a_revoked_grant_is_revoked_whatever_the_token(storage: Storage) -> None:
+async def test_a_revoked_grant_revokes_every_generation_of_its_tokens(storage: Storage, clock: FakeClock) -> None:
     grant_id = new_id()
 
     await storage.revoke_grant(grant_id, ttl=LONG_TTL)
 
-    assert await storage.is_revoked(grant_id, new_id())
-    assert await storage.is_revoked(grant_id, "")
+    for generation in (0, 1, 1000):
+        assert await storage.is_revoked(grant_id, generation=generation, issued_at=clock.now)
 
 
-async def test_a_revoked_access_token_is_revoked_whatever_the_grant(storage: Storage) -> None:
-    token_id = new_id()
+async def test_revoking_tokens_below_a_generation_keeps_the_later_ones(storage: Storage, clock: FakeClock) -> None:
+    grant_id = new_id()
 
-    await storage.revoke_access_token(token_id, ttl=LONG_TTL)
+    await storage.revoke_tokens(grant_id, before_generation=3, ttl=LONG_TTL)
 
-    assert await storage.is_revoked(new_id(), token_id)
-
-
-async def test_unrelated_ids_are_not_revoked(storage: Storage) -> None:
-    grant_id, token_id = new_id(), new_id()
-    await storage.revoke_grant(grant_id, ttl=LONG_TTL)
-    await storage.revoke_access_token(token_id, ttl=LONG_TTL)
-
-    assert not await storage.is_revoked(new_id(), new_id())
-    # A revoked grant id is not a revoked token id, nor the other way round.
-    assert not await storage.is_revoked(new_id(), grant_id)
-    assert not await storage.is_revoked(token_id, new_id())
+    assert await storage.is_revoked(grant_id, generation=0, issued_at=clock.now)
+    assert await storage.is_revoked(grant_id, generation=2, issued_at=clock.now)
+    assert not await storage.is_revoked(grant_id, generation=3, issued_at=clock.now)
 
 
-# Upstream tokens
+async def test_a_revocation_never_shrinks(storage: Storage, clock: FakeClock) -> None:
+    partial, full = new_id(), new_id()
+    await storage.revoke_tokens(partial, before_generation=5, ttl=LONG_TTL)
+    await storage.revoke_grant(full, ttl=LONG_TTL)
+
+    await storage.revoke_tokens(partial, before_generation=2, ttl=LONG_TTL)
+    await storage.revoke_tokens(full, before_generation=2, ttl=LONG_TTL)
+
+    assert await storage.is_revoked(partial, generation=4, issued_at=clock.now)
+    assert await storage.is_revoked(full, generation=7, issued_at=clock.now)
 
 
-async def test_upstream_tokens_round_trip_and_delete(storage: Storage, clock: FakeClock) -> None:
-    grant_id, tokens, other_id = new_id(), builders.upstream_tokens(clock.now), new_id()
-    await storage.put_upstream_tokens(grant_id, tokens, ttl=LONG_TTL)
-    await storage.put_upstream_tokens(other_id, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
+async def test_other_grants_are_not_revoked(storage: Storage, clock: FakeClock) -> None:
+    await storage.revoke_grant(new_id(), ttl=LONG_TTL)
 
-    got = await storage.get_upstream_tokens(grant_id)
-    await storage.delete_upstream_tokens(grant_id)
-
-    assert got is not None
-    assert_same_record(got, tokens)
-    assert await storage.get_upstream_tokens(grant_id) is None
-    assert await storage.get_upstream_tokens(other_id) is not None
-    assert await storage.get_upstream_tokens(new_id()) is None
+    assert not await storage.is_revoked(new_id(), generation=0, issued_at=clock.now)
 
 
-async def test_upstream_tokens_with_only_defaults_round_trip(storage: Storage) -> None:
-    grant_id, tokens = new_id(), UpstreamTokens(access_token="at")
-    await storage.put_upstream_tokens(grant_id, tokens, ttl=LONG_TTL)
+async def test_a_revocation_changes_the_epoch(storage: Storage, clock: FakeClock) -> None:
+    await storage.is_revoked(new_id(), generation=0, issued_at=clock.now)  # a backend may load its copy first
+    before = storage.revocation_epoch
 
-    got = await storage.get_upstream_tokens(grant_id)
+    await storage.revoke_grant(new_id(), ttl=LONG_TTL)
 
-    assert got is not None
-    assert_same_record(got, tokens)
+    assert storage.revocation_epoch != before
 
 
-async def test_delete_grant_also_removes_the_grants_upstream_tokens(storage: Storage, clock: FakeClock) -> None:
-    grant, other = builders.grant(clock.now), builders.grant(clock.now)
-    await storage.put_grant(grant, new_hash(), ttl=LONG_TTL)
-    await storage.put_upstream_tokens(grant.grant_id, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
-    await storage.put_upstream_tokens(other.grant_id, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
+async def test_nothing_lost_means_no_floor(storage: Storage, clock: FakeClock) -> None:
+    await storage.revoke_grant(new_id(), ttl=LONG_TTL)
 
-    await storage.delete_grant(grant.grant_id)
+    assert not await storage.is_revoked(new_id(), generation=0, issued_at=clock.now + 5)
+    assert storage.revocation_floor <= clock.now + 5
 
+
+# Upstream tokens: part of their login
+
+
+async def test_upstream_tokens_live_with_their_login_and_are_replaced_and_deleted(
+    storage: Storage, clock: FakeClock
+) -> None:
+    first, second = builders.upstream_tokens(clock.now), builders.upstream_tokens(clock.now + 60)
+    grant = await builders.open_grant(storage, clock.now, new_hash(), upstream=first)
+    other = await builders.open_grant(storage, clock.now, new_hash())
+
+    read_first = await storage.get_upstream_tokens(grant.grant_id)
+    replaced = await storage.put_upstream_tokens(grant.grant_id, second)
+    read_second = await storage.get_upstream_tokens(grant.grant_id)
+    await storage.delete_upstream_tokens(grant.grant_id)
+
+    assert read_first is not None
+    assert_same_record(read_first, first)
+    assert replaced is True
+    assert read_second is not None
+    assert_same_record(read_second, second)
     assert await storage.get_upstream_tokens(grant.grant_id) is None
     assert await storage.get_upstream_tokens(other.grant_id) is not None
+
+
+async def test_upstream_tokens_with_only_defaults_round_trip(storage: Storage, clock: FakeClock) -> None:
+    tokens = UpstreamTokens(access_token="at")
+    grant = await builders.open_grant(storage, clock.now, new_hash(), upstream=tokens)
+
+    got = await storage.get_upstream_tokens(grant.grant_id)
+
+    assert got is not None
+    assert_same_record(got, tokens)
+
+
+async def test_upstream_tokens_of_a_missing_login_are_not_stored(storage: Storage, clock: FakeClock) -> None:
+    grant_id = new_id()
+
+    stored = await storage.put_upstream_tokens(grant_id, builders.upstream_tokens(clock.now))
+
+    assert stored is False
+    assert await storage.get_upstream_tokens(grant_id) is None
+
+
+async def test_watchers_hear_of_upstream_token_changes_and_revocations(storage: Storage, clock: FakeClock) -> None:
+    heard: list[str | None] = []
+    storage.watch_upstream_tokens(heard.append)
+    grant = await builders.open_grant(storage, clock.now, new_hash())
+    revoked = new_id()
+
+    await storage.put_upstream_tokens(grant.grant_id, builders.upstream_tokens(clock.now))
+    await storage.revoke_grant(revoked, ttl=LONG_TTL)
+
+    assert grant.grant_id in heard
+    assert revoked in heard
 
 
 # DCR credentials
@@ -572,88 +644,67 @@ async def test_getting_an_unknown_dcr_resolution_returns_none(storage: Storage) 
 # Concurrency
 
 
-async def test_concurrent_mark_code_used_succeeds_exactly_once(storage: Storage, clock: FakeClock) -> None:
-    code_hash = new_hash()
-    await storage.put_code(code_hash, builders.code(clock.now), ttl=LONG_TTL)
+async def test_concurrent_redemptions_of_one_code_open_the_grant_once(storage: Storage, clock: FakeClock) -> None:
+    code_hash, record = new_hash(), builders.code(clock.now)
+    grant = builders.grant(clock.now, grant_id=record.grant_id)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=LONG_TTL)
 
-    results = await asyncio.gather(*(storage.mark_code_used(code_hash, ttl=LONG_TTL) for _ in range(50)))
+    results = await asyncio.gather(
+        *(
+            storage.redeem_code(grant.grant_id, code_hash, grant, new_hash(), attempt=f"a{n}", ttl=LONG_TTL)
+            for n in range(50)
+        )
+    )
 
-    assert results.count(True) == 1
-    assert results.count(False) == 49
+    # One opens the grant; every other one is a replay, and the first replay closes the login at once.
+    assert results.count("redeemed") == 1
+    assert results.count("reused") == 49
+    assert await storage.get_grant(grant.grant_id) is None
 
 
 async def test_concurrent_rotations_of_one_token_without_grace_rotate_once_and_leave_one_current_token(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant, first = builders.grant(clock.now), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
+    first = new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
     minted = [new_hash() for _ in range(50)]
 
-    results = await asyncio.gather(
-        *(
-            storage.rotate_refresh_token(grant.grant_id, first, new, now=clock.now, grace=0, ttl=LONG_TTL)
-            for new in minted
-        )
+    outcomes = await asyncio.gather(
+        *(rotate(storage, grant.grant_id, first, new, clock.now, grace=0) for new in minted)
     )
 
-    outcomes = [result.outcome for result in results]
     assert outcomes.count("rotated") == 1
     assert outcomes.count("reused") == 49
     winner = minted[outcomes.index("rotated")]
     known = [await storage.has_refresh_token(grant.grant_id, new) for new in minted]
     assert [new for new, member in zip(minted, known, strict=True) if member] == [winner]
     clock.advance(1)
-    after = await storage.rotate_refresh_token(grant.grant_id, winner, new_hash(), now=clock.now, grace=0, ttl=LONG_TTL)
-    assert after.outcome == "rotated"
+    assert await rotate(storage, grant.grant_id, winner, new_hash(), clock.now, grace=0) == "rotated"
 
 
-async def test_concurrent_rotations_of_one_token_within_grace_rotate_once_and_leave_one_current_token(
+async def test_concurrent_refreshes_within_grace_all_get_the_same_successor_up_to_the_retry_bound(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant, first = builders.grant(clock.now), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    minted = [new_hash() for _ in range(50)]
+    first = new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    minted = [new_hash() for _ in range(1 + MAX_RETRIES + 5)]
 
     results = await asyncio.gather(
         *(
-            storage.rotate_refresh_token(grant.grant_id, first, new, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+            storage.rotate_refresh_token(
+                grant.grant_id, first, new, builders.sealed(new), now=clock.now, grace=GRACE, ttl=LONG_TTL
+            )
             for new in minted
         )
     )
 
     outcomes = [result.outcome for result in results]
     assert outcomes.count("rotated") == 1
-    assert outcomes.count("retry") == 49
-    clock.advance(GRACE + 1)
-    later = [
-        (
-            await storage.rotate_refresh_token(
-                grant.grant_id, new, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
-            )
-        ).outcome
-        for new in minted
-    ]
-    # Only the token that is current after the burst still works; every other one is refused. Those
-    # presented before that rotation are recognised as reused; after it, only the last 32 superseded
-    # ones are remembered (RETIRED_PER_FAMILY), older ones are merely unknown.
-    assert later.count("rotated") == 1
-    rotation = later.index("rotated")
-    assert set(later[:rotation]) <= {"reused"}
-    assert set(later[rotation + 1 :]) <= {"reused", "unknown"}
-
-
-async def test_retries_do_not_extend_the_grace_window(storage: Storage, clock: FakeClock) -> None:
-    grant, first, second, third, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    clock.advance(GRACE * 0.8)
-    retry = await storage.rotate_refresh_token(grant.grant_id, first, third, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-    clock.advance(GRACE * 0.4)  # within GRACE of the retry, past GRACE of the first rotation
-
-    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
-
-    assert retry.outcome == "retry"
-    assert replay.outcome == "reused"
+    assert outcomes.count("retry") == MAX_RETRIES
+    assert outcomes.count("reused") == 5
+    winner = minted[outcomes.index("rotated")]
+    assert {result.sealed_successor for result in results if result.outcome == "retry"} == {builders.sealed(winner)}
+    assert {result.generation for result in results if result.outcome != "reused"} == {1}
 
 
 async def test_one_refresh_lease_per_grant_is_held_by_one_owner_at_a_time(storage: Storage, clock: FakeClock) -> None:
@@ -672,11 +723,3 @@ async def test_concurrent_lease_requests_grant_it_exactly_once(storage: Storage,
     grant_id = new_id()
     results = await asyncio.gather(*(storage.acquire_lease(grant_id, f"r{n}", ttl=30) for n in range(50)))
     assert results.count(True) == 1
-
-
-async def test_touching_a_grant_keeps_it_and_touching_a_missing_one_says_so(storage: Storage, clock: FakeClock) -> None:
-    grant = builders.grant(clock.now)
-    await storage.put_grant(grant, new_hash(), ttl=LONG_TTL)
-    assert await storage.touch_grant(grant.grant_id, now=clock.now, ttl=LONG_TTL)
-    assert await storage.get_grant(grant.grant_id) == grant
-    assert not await storage.touch_grant(new_id(), now=clock.now, ttl=LONG_TTL)

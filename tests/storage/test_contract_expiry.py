@@ -83,38 +83,49 @@ async def test_an_expired_pending_login_cannot_be_consumed(storage: Storage, clo
     assert await storage.consume_pending_login(live) is not None
 
 
-async def test_an_unused_code_expires_after_its_ttl_and_can_no_longer_be_marked(
+async def rotate(storage: Storage, grant_id: str, presented: str, new: str, now: float, ttl: float = LONG_TTL) -> str:
+    result = await storage.rotate_refresh_token(
+        grant_id, presented, new, builders.sealed(new), now=now, grace=GRACE, ttl=ttl
+    )
+    return result.outcome
+
+
+async def test_an_unredeemed_code_expires_after_its_ttl_with_its_upstream_tokens(
     storage: Storage, clock: FakeClock
 ) -> None:
-    code_hash = new_hash()
-    await storage.put_code(code_hash, builders.code(clock.now), ttl=TTL)
+    code_hash, record = new_hash(), builders.code(clock.now)
+    grant = builders.grant(clock.now, grant_id=record.grant_id)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=TTL)
 
     clock.advance(TTL - 1)
-    before = await storage.get_code(code_hash)
+    before = await storage.get_code(record.grant_id, code_hash)
     clock.advance(2)
 
     assert before is not None
-    assert await storage.get_code(code_hash) is None
-    assert await storage.mark_code_used(code_hash, ttl=LONG_TTL) is False
+    assert await storage.get_code(record.grant_id, code_hash) is None
+    assert await storage.get_upstream_tokens(record.grant_id) is None
+    assert await storage.redeem_code(grant.grant_id, code_hash, grant, None, attempt="a", ttl=LONG_TTL) == "unknown"
 
 
-async def test_a_used_code_marker_lasts_for_the_marking_ttl_then_expires(storage: Storage, clock: FakeClock) -> None:
-    code_hash, marker_ttl = new_hash(), 10 * TTL
-    await storage.put_code(code_hash, builders.code(clock.now), ttl=TTL)
-    await storage.mark_code_used(code_hash, ttl=marker_ttl)
+async def test_a_redeemed_code_is_remembered_as_long_as_its_grant(storage: Storage, clock: FakeClock) -> None:
+    code_hash, record = new_hash(), builders.code(clock.now)
+    grant = builders.grant(clock.now, grant_id=record.grant_id)
+    await storage.put_code(code_hash, record, builders.upstream_tokens(clock.now), ttl=TTL)
+    await storage.redeem_code(grant.grant_id, code_hash, grant, new_hash(), attempt="a", ttl=10 * TTL)
 
-    clock.advance(marker_ttl - 1)  # long past the code's own TTL
-    replayed = await storage.get_code(code_hash)
-    clock.advance(2)
+    clock.advance(10 * TTL - 1)  # long past the code's own TTL
+    replayed = await storage.get_code(grant.grant_id, code_hash)
 
     assert replayed is not None
     assert replayed.used is True
-    assert await storage.get_code(code_hash) is None
+    assert await storage.redeem_code(grant.grant_id, code_hash, grant, None, attempt="b", ttl=LONG_TTL) == "reused"
 
 
-async def test_a_grant_expires_after_its_idle_ttl_with_its_refresh_tokens(storage: Storage, clock: FakeClock) -> None:
-    grant, refresh = builders.grant(clock.now), new_hash()
-    await storage.put_grant(grant, refresh, ttl=TTL)
+async def test_a_grant_expires_after_its_idle_ttl_with_its_refresh_tokens_and_upstream_tokens(
+    storage: Storage, clock: FakeClock
+) -> None:
+    refresh = new_hash()
+    grant = await builders.open_grant(storage, clock.now, refresh, ttl=TTL)
 
     clock.advance(TTL - 1)
     before = await storage.get_grant(grant.grant_id)
@@ -122,17 +133,15 @@ async def test_a_grant_expires_after_its_idle_ttl_with_its_refresh_tokens(storag
 
     assert before is not None
     assert await storage.get_grant(grant.grant_id) is None
-    result = await storage.rotate_refresh_token(
-        grant.grant_id, refresh, new_hash(), now=clock.now, grace=GRACE, ttl=TTL
-    )
-    assert result.outcome == "unknown"
+    assert await storage.get_upstream_tokens(grant.grant_id) is None
+    assert await rotate(storage, grant.grant_id, refresh, new_hash(), clock.now) == "unknown"
 
 
 async def test_a_family_never_outlives_the_grants_expires_at(storage: Storage, clock: FakeClock) -> None:
-    grant, first, second = builders.grant(clock.now, lifetime=10 * TTL), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
+    first, second = new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first, lifetime=10 * TTL)
     clock.advance(5 * TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
 
     clock.advance(5 * TTL - 1)
     before = await storage.get_grant(grant.grant_id)
@@ -140,17 +149,13 @@ async def test_a_family_never_outlives_the_grants_expires_at(storage: Storage, c
 
     assert before is not None
     assert await storage.get_grant(grant.grant_id) is None
-    result = await storage.rotate_refresh_token(
-        grant.grant_id, second, new_hash(), now=clock.now, grace=GRACE, ttl=LONG_TTL
-    )
-    assert result.outcome == "unknown"
+    assert await rotate(storage, grant.grant_id, second, new_hash(), clock.now) == "unknown"
 
 
-async def test_a_grant_stored_with_a_ttl_past_its_expires_at_is_gone_at_expires_at(
+async def test_a_grant_opened_with_a_ttl_past_its_expires_at_is_gone_at_expires_at(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant = builders.grant(clock.now, lifetime=TTL)
-    await storage.put_grant(grant, None, ttl=LONG_TTL)
+    grant = await builders.open_grant(storage, clock.now, None, lifetime=TTL)
 
     clock.advance(TTL + 1)
 
@@ -158,67 +163,52 @@ async def test_a_grant_stored_with_a_ttl_past_its_expires_at_is_gone_at_expires_
 
 
 async def test_rotation_extends_the_idle_ttl(storage: Storage, clock: FakeClock) -> None:
-    grant, first, second, third = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=TTL)
+    first, second, third = new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first, ttl=TTL)
     clock.advance(TTL - 10)
 
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=TTL)
+    await rotate(storage, grant.grant_id, first, second, clock.now, ttl=TTL)
     clock.advance(TTL - 10)  # past the first TTL, within the one the rotation started
 
     assert await storage.get_grant(grant.grant_id) is not None
-    result = await storage.rotate_refresh_token(grant.grant_id, second, third, now=clock.now, grace=GRACE, ttl=TTL)
-    assert result.outcome == "rotated"
+    assert await rotate(storage, grant.grant_id, second, third, clock.now, ttl=TTL) == "rotated"
 
 
 async def test_revocations_expire_after_their_ttl(storage: Storage, clock: FakeClock) -> None:
-    grant_id, token_id = new_id(), new_id()
+    grant_id, partly = new_id(), new_id()
     await storage.revoke_grant(grant_id, ttl=TTL)
-    await storage.revoke_access_token(token_id, ttl=TTL)
+    await storage.revoke_tokens(partly, before_generation=2, ttl=TTL)
 
     clock.advance(TTL - 1)
-    grant_before = await storage.is_revoked(grant_id, new_id())
-    token_before = await storage.is_revoked(new_id(), token_id)
+    grant_before = await storage.is_revoked(grant_id, generation=0, issued_at=clock.now)
+    partly_before = await storage.is_revoked(partly, generation=1, issued_at=clock.now)
     clock.advance(2)
 
     assert grant_before
-    assert token_before
-    assert not await storage.is_revoked(grant_id, new_id())
-    assert not await storage.is_revoked(new_id(), token_id)
-
-
-async def test_upstream_tokens_expire_after_their_ttl(storage: Storage, clock: FakeClock) -> None:
-    grant_id = new_id()
-    await storage.put_upstream_tokens(grant_id, builders.upstream_tokens(clock.now), ttl=TTL)
-
-    clock.advance(TTL - 1)
-    before = await storage.get_upstream_tokens(grant_id)
-    clock.advance(2)
-
-    assert before is not None
-    assert await storage.get_upstream_tokens(grant_id) is None
+    assert partly_before
+    assert not await storage.is_revoked(grant_id, generation=0, issued_at=clock.now)
+    assert not await storage.is_revoked(partly, generation=1, issued_at=clock.now)
 
 
 async def test_a_replay_after_grace_is_reuse_even_when_the_rotation_happened_at_time_zero(
     storage: Storage, clock: FakeClock
 ) -> None:
     clock.now = 0.0  # the epoch of an injected clock, e.g. a monotonic or test one
-    grant, first, second, stolen = builders.grant(clock.now), new_hash(), new_hash(), new_hash()
-    await storage.put_grant(grant, first, ttl=LONG_TTL)
-    await storage.rotate_refresh_token(grant.grant_id, first, second, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    first, second, stolen = new_hash(), new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    await rotate(storage, grant.grant_id, first, second, clock.now)
     clock.advance(10 * GRACE)
 
-    replay = await storage.rotate_refresh_token(grant.grant_id, first, stolen, now=clock.now, grace=GRACE, ttl=LONG_TTL)
+    replay = await rotate(storage, grant.grant_id, first, stolen, clock.now)
 
-    assert replay.outcome == "reused"
+    assert replay == "reused"
     assert not await storage.has_refresh_token(grant.grant_id, stolen)
 
 
 async def test_a_touched_grant_outlives_its_first_ttl_but_never_its_expires_at(
     storage: Storage, clock: FakeClock
 ) -> None:
-    grant = builders.grant(clock.now)  # expires_at: 90 days from now
-    await storage.put_grant(grant, new_hash(), ttl=DAY)
-    await storage.put_upstream_tokens(grant.grant_id, builders.upstream_tokens(clock.now), ttl=DAY)
+    grant = await builders.open_grant(storage, clock.now, new_hash(), ttl=DAY)  # expires_at: 90 days from now
     clock.advance(DAY - 60)
     assert await storage.touch_grant(grant.grant_id, now=clock.now, ttl=DAY)
     clock.advance(DAY - 60)

@@ -85,7 +85,12 @@ def test_an_access_token_is_a_jwt_of_type_at_jwt_naming_its_signing_key(key_a: S
 def test_an_access_token_carries_the_rfc9068_claims(key_a: SigningKey, clock: FakeClock) -> None:
     issuer = AccessTokenIssuer(KeyProvider([key_a]), issuer=ISSUER, ttl=TTL, clock=clock)
     issued = issuer.issue(
-        subject="alice", client_id="client-1", scopes=["mcp", "offline_access"], audience=RESOURCE, grant_id="g-1"
+        subject="alice",
+        client_id="client-1",
+        scopes=["mcp", "offline_access"],
+        audience=RESOURCE,
+        grant_id="g-1",
+        generation=4,
     )
     claims = jwt.decode(issued.token, key_a.public_key, algorithms=["ES256"], audience=RESOURCE, issuer=ISSUER)
     now = int(clock())
@@ -99,6 +104,7 @@ def test_an_access_token_carries_the_rfc9068_claims(key_a: SigningKey, clock: Fa
         "exp": now + TTL,
         "jti": issued.token_id,
         "gid": "g-1",
+        "gen": 4,  # the grant's generation: revoking the token revokes it and older ones of its login
     }
     assert (issued.expires_at, issued.expires_in) == (now + TTL, TTL)
 

@@ -227,6 +227,7 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
     from mcp_authserver.tokens.access import AccessTokenIssuer
     from mcp_authserver.tokens.keys import KeyProvider
     from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
+    from tests.storage import builders
 
     idp = ScriptedIdP(token_body={"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600})
     provider = _provider(idp)
@@ -237,17 +238,17 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
     )  # fmt: skip
     refresher = UpstreamTokenRefresher(storage, provider, grants, margin=60)
     expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=time.time() + 5, subject="u")
-    await storage.put_upstream_tokens("g" * 22, expiring, ttl=600)
+    grant = await builders.open_grant(storage, time.time(), None, upstream=expiring)
 
-    fresh = await refresher.fresh_tokens("g" * 22)
+    fresh = await refresher.fresh_tokens(grant.grant_id)
     assert (fresh.access_token, fresh.refresh_token, fresh.subject) == ("at-2", "rt-2", "u")
-    assert await storage.get_upstream_tokens("g" * 22) == fresh
+    assert await storage.get_upstream_tokens(grant.grant_id) == fresh
 
     class FailingWrites(InMemoryStorage):
-        async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens, *, ttl: float) -> None:
+        async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens) -> bool:
             raise StorageError("down")
 
     broken = FailingWrites()
-    await InMemoryStorage.put_upstream_tokens(broken, "h" * 22, expiring, ttl=600)
+    broken_grant = await builders.open_grant(broken, time.time(), None, upstream=expiring)
     with pytest.raises(StorageError):  # the new token is never handed out unless it was stored
-        await UpstreamTokenRefresher(broken, provider, grants, margin=60).fresh_tokens("h" * 22)
+        await UpstreamTokenRefresher(broken, provider, grants, margin=60).fresh_tokens(broken_grant.grant_id)

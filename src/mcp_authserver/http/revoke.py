@@ -61,6 +61,6 @@ class RevocationEndpoint:
         except InvalidTokenError:
             return False
         if claims.client_id == client_id:
-            await self.ctx.grants.revoke_access_token(claims.token_id, claims.expires_at)
+            await self.ctx.grants.revoke_access_token(claims)
             self.ctx.verifier.forget(token)
         return True

@@ -143,7 +143,9 @@ class BearerAuthMiddleware:
         epoch = self._revocations.revocation_epoch
         if epoch < 0 or accepted.unrevoked_at != epoch:
             try:
-                revoked = await self._revocations.is_revoked(principal.grant_id, principal.token_id)
+                revoked = await self._revocations.is_revoked(
+                    principal.grant_id, generation=principal.generation, issued_at=principal.issued_at
+                )
             except StorageError as exc:
                 logger.error("cannot check revocation: %s", exc, extra={"event": "bearer.unavailable"})
                 await self._reject(send, 503, "temporarily_unavailable", "the token cannot be checked right now")

@@ -8,7 +8,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 
 from mcp_authserver._clock import Clock
 from mcp_authserver.errors import ConfigurationError
@@ -21,11 +23,18 @@ from mcp_authserver.storage.sealing import Sealer
 __all__ = ["redacted", "storage_from_settings"]
 
 
-def storage_from_settings(settings: StorageSettings, *, clock: Clock, sealer: Sealer | None = None) -> Storage:
+def storage_from_settings(
+    settings: StorageSettings,
+    *,
+    clock: Clock,
+    sealer: Sealer | None = None,
+    allow_plaintext: bool = False,
+    revocation_retention: float = 3630.0,
+) -> Storage:
     """No connection is made here: a server whose Redis is down still starts, and answers 503.
 
-    `sealer` encrypts upstream tokens and upstream client secrets; process memory is not "at rest",
-    so the memory backend keeps them as they are.
+    `sealer` encrypts the records at rest; process memory is not "at rest", so the memory backend keeps
+    them as they are. `revocation_retention` is the longest an access token lives (ttl + leeway).
     """
     if settings.is_memory:
         return InMemoryStorage(max_entries=settings.max_entries, clock=clock)
@@ -34,8 +43,13 @@ def storage_from_settings(settings: StorageSettings, *, clock: Clock, sealer: Se
         key_prefix=settings.key_prefix,
         clock=clock,
         revocation_sync_interval=settings.revocation_sync_interval.total_seconds(),
+        revocation_retention=revocation_retention,
         description=redacted(settings.url),
         sealer=sealer,
+        allow_plaintext=allow_plaintext,
+        pool_size=settings.pool_size,
+        pool_timeout=settings.pool_timeout,
+        socket_timeout=settings.socket_timeout,
     )
 
 
@@ -56,6 +70,11 @@ def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
         "password": settings.resolved_password() or unquote(url_password) or None,
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.socket_timeout,
+        # Retries are ours (`StoreGuard`): only idempotent operations, and never after a timeout. redis-py's
+        # own default retries every command, with backoff, for many seconds after a restart.
+        "retry": Retry(NoBackoff(), 0),
+        # The guard lets `pool_size` operations run at once; the revocation feed holds two more of its own.
+        "max_connections": settings.pool_size + 2,
     }
     tls = scheme.startswith("rediss")
     if tls:

@@ -3,20 +3,22 @@
 Single-use operations are atomic because each runs without an `await` between its read and its
 write, and one event loop runs one coroutine at a time. A full table refuses new records
 (`StorageError`, answered 503) instead of evicting live ones: losing a login to make room for a
-flood of registrations would be worse than asking a client to retry.
+flood of registrations would be worse than asking a client to retry. Every operation does constant
+work: a family's superseded tokens are a short bounded tuple, retries a counter.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver.errors import StorageError
+from mcp_authserver.storage.expiring_table import ExpiringTable
+from mcp_authserver.storage.protocols import GENERATION_ALL, Redemption
 from mcp_authserver.storage.records import (
+    MAX_RETRIES,
+    RETIRED_PER_FAMILY,
     AuthorizationCodeRecord,
     ClientRecord,
     ConsentTicket,
@@ -30,94 +32,27 @@ from mcp_authserver.storage.records import (
 
 __all__ = ["InMemoryStorage"]
 
-K = TypeVar("K")
-V = TypeVar("V")
 
+@dataclass(slots=True)
+class _Login:
+    """One login from the callback on: its code, then its grant and refresh family, and its upstream tokens.
 
-class _Table(Generic[K, V]):
-    """A bounded map whose entries carry their own expiry time.
-
-    A plain dict, so a lookup is one dict access and at most one clock read (a miss reads none); a heap
-    of expiry times lets a full table drop its expired entries without scanning them all.
+    Mutated in place by operations that contain no `await`, hence atomically.
     """
 
-    def __init__(self, name: str, maxsize: int, clock: Clock) -> None:
-        self._name = name
-        self._clock = clock
-        self._maxsize = maxsize
-        self._items: dict[K, tuple[float, V]] = {}
-        # (expires_at, tie-breaker, key), so keys need not be orderable. An entry goes stale when its key
-        # is overwritten or popped: `expire` skips those, `_compact` drops them once they pile up.
-        self._expiries: list[tuple[float, int, K]] = []
-        self._sequence = itertools.count()
-
-    def get(self, key: K) -> V | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        if item[0] <= self._clock():
-            del self._items[key]
-            return None
-        return item[1]
-
-    def put(self, key: K, value: V, ttl: float | None) -> None:
-        self.put_until(key, value, math.inf if ttl is None else self._clock() + ttl)
-
-    def put_until(self, key: K, value: V, expires_at: float) -> None:
-        items = self._items
-        if key not in items and len(items) >= self._maxsize:
-            self.expire()
-            if len(items) >= self._maxsize:
-                raise StorageError(f"the in-memory {self._name} table is full")
-        items[key] = (expires_at, value)
-        if expires_at != math.inf:
-            heapq.heappush(self._expiries, (expires_at, next(self._sequence), key))
-            if len(self._expiries) > 2 * len(items) + 1024:
-                self._compact()
-
-    def expires_at(self, key: K) -> float:
-        item = self._items.get(key)
-        return 0.0 if item is None else item[0]
-
-    def extend(self, key: K, expires_at: float) -> None:
-        """Give a live entry a new expiry time; nothing happens to a missing one."""
-        value = self.get(key)
-        if value is not None:
-            self.put_until(key, value, expires_at)
-
-    def pop(self, key: K) -> V | None:
-        item = self._items.pop(key, None)
-        if item is None or item[0] <= self._clock():
-            return None
-        return item[1]
-
-    def expire(self) -> None:
-        now = self._clock()
-        heap, items = self._expiries, self._items
-        while heap and heap[0][0] <= now:
-            expires_at, _, key = heapq.heappop(heap)
-            item = items.get(key)
-            if item is not None and item[0] == expires_at:
-                del items[key]
-
-    def _compact(self) -> None:
-        self._expiries = [(exp, next(self._sequence), key) for key, (exp, _) in self._items.items() if exp != math.inf]
-        heapq.heapify(self._expiries)
-
-
-# How many superseded refresh tokens of one family stay recognisable (a replay of one is "reused").
-# Older ones are forgotten: their replay is merely "unknown". Bounds each login's record.
-RETIRED_PER_FAMILY = 32
-
-
-@dataclass(frozen=True, slots=True)
-class _Family:
-    grant: GrantRecord
-    current: str
-    previous: tuple[str, ...] = ()
-    rotated_at: float | None = None
+    code_hash: str
+    code: AuthorizationCodeRecord
+    upstream: UpstreamTokens | None
+    status: str = "pending"  # "pending" → "active" → "revoked"
+    redeemed_by: str = ""
+    grant: GrantRecord | None = None
+    current: str = ""
+    previous: str = ""
+    rotated_at: float = 0.0
+    retries: int = 0
+    successor: str = ""
     retired: tuple[str, ...] = ()
-    """Superseded hashes still remembered (a replay of one is "reused"), oldest first."""
+    generation: int = 0
 
 
 class InMemoryStorage:
@@ -125,19 +60,17 @@ class InMemoryStorage:
 
     def __init__(self, *, max_entries: int = 100_000, clock: Clock = system_clock) -> None:
         self._clock = clock
-        self._clients: _Table[str, ClientRecord] = _Table("clients", max_entries, clock)
-        self._consents: _Table[str, ConsentTicket] = _Table("consent", max_entries, clock)
-        self._pending: _Table[str, PendingLogin] = _Table("login", max_entries, clock)
-        self._codes: _Table[str, AuthorizationCodeRecord] = _Table("codes", max_entries, clock)
-        self._families: _Table[str, _Family] = _Table("grants", max_entries, clock)
-        self._revoked_grants: _Table[str, bool] = _Table("revocations", max_entries, clock)
-        self._revoked_tokens: _Table[str, bool] = _Table("revocations", max_entries, clock)
-        self._upstream: _Table[str, UpstreamTokens] = _Table("upstream", max_entries, clock)
-        self._dcr: _Table[DCRKey, DCRResolution] = _Table("dcr", 1_000, clock)
-        self._leases: _Table[str, str] = _Table("leases", max_entries, clock)
-        self._approvals: _Table[str, bool] = _Table("approvals", max_entries, clock)
-        self._rate_windows: _Table[str, list[int]] = _Table("rate limits", max_entries, clock)
+        self._clients: ExpiringTable[str, ClientRecord] = ExpiringTable("clients", max_entries, clock)
+        self._consents: ExpiringTable[str, ConsentTicket] = ExpiringTable("consent", max_entries, clock)
+        self._pending: ExpiringTable[str, PendingLogin] = ExpiringTable("login", max_entries, clock)
+        self._logins: ExpiringTable[str, _Login] = ExpiringTable("grants", max_entries, clock)
+        self._revocations: ExpiringTable[str, int] = ExpiringTable("revocations", max_entries, clock)
+        self._dcr: ExpiringTable[DCRKey, DCRResolution] = ExpiringTable("dcr", 1_000, clock)
+        self._leases: ExpiringTable[str, str] = ExpiringTable("leases", max_entries, clock)
+        self._approvals: ExpiringTable[str, bool] = ExpiringTable("approvals", max_entries, clock)
+        self._rate_windows: ExpiringTable[str, list[int]] = ExpiringTable("rate limits", max_entries, clock)
         self._revocation_epoch = 0
+        self._watchers: list[Callable[[str | None], None]] = []
 
     # ClientStore
     async def get_client(self, client_id: str) -> ClientRecord | None:
@@ -186,83 +119,95 @@ class InMemoryStorage:
         return max(0.001, self._rate_windows.expires_at(key) - now)
 
     # CodeStore
-    async def put_code(self, code_hash: str, record: AuthorizationCodeRecord, *, ttl: float) -> None:
-        self._codes.put(code_hash, record, ttl)
+    async def put_code(
+        self, code_hash: str, record: AuthorizationCodeRecord, upstream: UpstreamTokens, *, ttl: float
+    ) -> None:
+        self._logins.put(record.grant_id, _Login(code_hash=code_hash, code=record, upstream=upstream), ttl)
 
-    async def get_code(self, code_hash: str) -> AuthorizationCodeRecord | None:
-        return self._codes.get(code_hash)
+    async def get_code(self, grant_id: str, code_hash: str) -> AuthorizationCodeRecord | None:
+        login = self._logins.get(grant_id)
+        if login is None or not code_hash or login.code_hash != code_hash:
+            return None
+        return login.code if login.status == "pending" else replace(login.code, used=True)
 
-    async def mark_code_used(self, code_hash: str, *, ttl: float) -> bool:
-        record = self._codes.get(code_hash)
-        if record is None or record.used:
-            return False
-        self._codes.put(code_hash, replace(record, used=True), ttl)
-        return True
+    async def redeem_code(
+        self,
+        grant_id: str,
+        code_hash: str,
+        grant: GrantRecord,
+        refresh_hash: str | None,
+        *,
+        attempt: str,
+        ttl: float,
+    ) -> Redemption:
+        login = self._logins.get(grant_id)
+        if login is None or not code_hash or login.code_hash != code_hash:
+            return "unknown"
+        if login.status == "pending":
+            login.status, login.redeemed_by, login.grant, login.current = "active", attempt, grant, refresh_hash or ""
+            self._logins.put_until(grant_id, login, min(self._clock() + ttl, grant.expires_at))
+            return "redeemed"
+        if login.status == "active" and login.redeemed_by == attempt:
+            return "redeemed"
+        login.status = "revoked"
+        return "reused"
 
     # GrantStore
-    async def put_grant(self, grant: GrantRecord, refresh_hash: str | None, *, ttl: float) -> None:
-        expires_at = min(self._clock() + ttl, grant.expires_at)
-        self._families.put_until(grant.grant_id, _Family(grant=grant, current=refresh_hash or ""), expires_at)
-        self._upstream.extend(grant.grant_id, expires_at)
-
     async def get_grant(self, grant_id: str) -> GrantRecord | None:
-        family = self._families.get(grant_id)
-        return None if family is None else family.grant
+        login = self._logins.get(grant_id)
+        return login.grant if login is not None and login.status == "active" else None
 
     async def rotate_refresh_token(
-        self, grant_id: str, presented_hash: str, new_hash: str, *, now: float, grace: float, ttl: float
+        self,
+        grant_id: str,
+        presented_hash: str,
+        new_hash: str,
+        sealed_successor: str,
+        *,
+        now: float,
+        grace: float,
+        ttl: float,
     ) -> RotationResult:
-        family = self._families.get(grant_id)
-        if family is None or not presented_hash:
+        login = self._logins.get(grant_id)
+        if login is None or login.status != "active" or login.grant is None or not presented_hash:
             return RotationResult("unknown")
-        if presented_hash == family.current:
-            previous: tuple[str, ...] = (presented_hash,)
-            rotated_at: float | None = now
-            outcome: RotationResult = RotationResult("rotated", family.grant)
-        elif (
-            grace > 0
-            and presented_hash in family.previous
-            and family.rotated_at is not None
-            and now - family.rotated_at <= grace
-        ):
-            previous, rotated_at = (*family.previous, family.current), family.rotated_at
-            outcome = RotationResult("retry", family.grant)
-        elif presented_hash in family.retired:
-            return RotationResult("reused", family.grant)
-        else:
-            return RotationResult("unknown")
-        retired = (*family.retired, family.current)
-        if len(retired) > RETIRED_PER_FAMILY:
-            # Tokens still inside the grace window stay; the oldest others are forgotten.
-            retired = (*(h for h in retired[:-RETIRED_PER_FAMILY] if h in previous), *retired[-RETIRED_PER_FAMILY:])
-        updated = replace(family, current=new_hash, previous=previous, rotated_at=rotated_at, retired=retired)
-        expires_at = min(now + ttl, family.grant.expires_at)
-        self._families.put_until(grant_id, updated, expires_at)
-        self._upstream.extend(grant_id, expires_at)
-        return outcome
+        grant = login.grant
+        if presented_hash == login.current:
+            if login.previous:
+                login.retired = (*login.retired, login.previous)[-RETIRED_PER_FAMILY:]
+            login.previous, login.current = login.current, new_hash
+            login.rotated_at, login.retries, login.successor = now, 0, sealed_successor
+            login.generation += 1
+            self._logins.put_until(grant_id, login, min(now + ttl, grant.expires_at))
+            return RotationResult("rotated", grant, login.generation)
+        if presented_hash == login.previous:
+            if grace > 0 and now - login.rotated_at <= grace and login.retries < MAX_RETRIES:
+                login.retries += 1
+                return RotationResult("retry", grant, login.generation, login.successor)
+            return RotationResult("reused", grant)
+        if presented_hash in login.retired:
+            return RotationResult("reused", grant)
+        return RotationResult("unknown")
 
     async def has_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:
-        family = self._families.get(grant_id)
-        return (
-            family is not None
-            and bool(refresh_hash)
-            and (refresh_hash == family.current or refresh_hash in family.retired)
-        )
+        login = self._logins.get(grant_id)
+        if login is None or login.status != "active" or not refresh_hash:
+            return False
+        return refresh_hash in (login.current, login.previous) or refresh_hash in login.retired
 
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
-        family = self._families.pop(grant_id)
-        self._upstream.pop(grant_id)
-        return None if family is None else family.grant
+        login = self._logins.pop(grant_id)
+        self._announce(grant_id)
+        return None if login is None else login.grant
 
     async def touch_grant(self, grant_id: str, *, now: float, ttl: float) -> bool:
-        family = self._families.get(grant_id)
-        if family is None:
+        login = self._logins.get(grant_id)
+        if login is None or login.status != "active" or login.grant is None:
             return False
-        expires_at = min(now + ttl, family.grant.expires_at)
-        self._families.put_until(grant_id, family, expires_at)
-        self._upstream.extend(grant_id, expires_at)
+        self._logins.put_until(grant_id, login, min(now + ttl, login.grant.expires_at))
         return True
 
+    # LeaseStore
     async def acquire_lease(self, name: str, owner: str, *, ttl: float) -> bool:
         holder = self._leases.get(name)
         if holder is None:
@@ -275,30 +220,54 @@ class InMemoryStorage:
 
     # RevocationStore
     async def revoke_grant(self, grant_id: str, *, ttl: float) -> None:
-        self._revoked_grants.put(grant_id, True, ttl)
-        self._revocation_epoch += 1
+        await self.revoke_tokens(grant_id, before_generation=GENERATION_ALL, ttl=ttl)
 
-    async def revoke_access_token(self, token_id: str, *, ttl: float) -> None:
-        self._revoked_tokens.put(token_id, True, ttl)
+    async def revoke_tokens(self, grant_id: str, *, before_generation: int, ttl: float) -> None:
+        table = self._revocations
+        cutoff = max(before_generation, table.get(grant_id) or 0)
+        table.put_until(grant_id, cutoff, max(self._clock() + ttl, table.expires_at(grant_id)))
         self._revocation_epoch += 1
+        self._announce(grant_id)
 
     @property
     def revocation_epoch(self) -> int:
         """Every revocation happens in this process, so counting them is exact."""
         return self._revocation_epoch
 
-    async def is_revoked(self, grant_id: str, token_id: str) -> bool:
-        return self._revoked_grants.get(grant_id) is not None or self._revoked_tokens.get(token_id) is not None
+    @property
+    def revocation_floor(self) -> float:
+        """Nothing recorded here can be lost without losing the process with it."""
+        return 0.0
+
+    async def is_revoked(self, grant_id: str, *, generation: int, issued_at: float) -> bool:
+        cutoff = self._revocations.get(grant_id)
+        return cutoff is not None and generation < cutoff
 
     # UpstreamTokenStore
-    async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens, *, ttl: float) -> None:
-        self._upstream.put(grant_id, tokens, ttl)
+    async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens) -> bool:
+        login = self._logins.get(grant_id)
+        if login is None or login.status == "revoked":
+            return False
+        login.upstream = tokens
+        self._announce(grant_id)
+        return True
 
     async def get_upstream_tokens(self, grant_id: str) -> UpstreamTokens | None:
-        return self._upstream.get(grant_id)
+        login = self._logins.get(grant_id)
+        return None if login is None else login.upstream
 
     async def delete_upstream_tokens(self, grant_id: str) -> None:
-        self._upstream.pop(grant_id)
+        login = self._logins.get(grant_id)
+        if login is not None:
+            login.upstream = None
+        self._announce(grant_id)
+
+    def watch_upstream_tokens(self, callback: Callable[[str | None], None]) -> None:
+        self._watchers.append(callback)
+
+    def _announce(self, grant_id: str) -> None:
+        for callback in self._watchers:
+            callback(grant_id)
 
     # DCRCredentialStore
     async def get_dcr_resolution(self, key: DCRKey) -> DCRResolution | None:
@@ -309,6 +278,9 @@ class InMemoryStorage:
 
     async def delete_dcr_resolution(self, key: DCRKey) -> None:
         self._dcr.pop(key)
+
+    async def ping(self) -> None:
+        """Always reachable: it is this process."""
 
     async def aclose(self) -> None:
         """Nothing to release; present so every backend closes the same way."""

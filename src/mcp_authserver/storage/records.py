@@ -105,12 +105,25 @@ class GrantRecord:
     """Absolute end of the login (`max_grant_lifetime`); refreshes never pass it."""
 
 
+MAX_RETRIES = 3
+"""How many retries of one refresh a family answers within the grace window (RFC 9700 §4.14.2 allows none;
+a client whose answer was lost, or two processes sharing one token file, need one or two)."""
+
+RETIRED_PER_FAMILY = 16
+"""How many superseded refresh tokens of one family stay recognisable (a replay of one is "reused"); older
+ones are merely unknown. Bounds each login's record and the work of a rotation."""
+
+
 @dataclass(frozen=True, slots=True)
 class RotationResult:
     """What presenting a refresh token did (RFC 9700 §4.14.2)."""
 
     outcome: Literal["rotated", "retry", "reused", "unknown"]
     grant: GrantRecord | None = None
+    generation: int = 0
+    """The family's generation after a rotation (the one a retry repeats): access tokens carry it."""
+    sealed_successor: str | None = field(default=None, repr=False)
+    """For a retry: the new refresh token of the rotation it repeats, sealed to the presented token."""
 
 
 @dataclass(frozen=True, slots=True)

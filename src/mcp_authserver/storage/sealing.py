@@ -55,10 +55,17 @@ class Sealer:
         self._sealing_id = key_id(keys[0])
         self._sealing = AESGCM(keys[0])
         self._by_id = {key_id(key): AESGCM(key) for key in keys}
+        # Keys for the HMAC of stored credential hashes, derived so no key serves two algorithms.
+        self._mac_keys = [hashlib.sha256(b"mcp-authserver credential mac\x00" + key).digest() for key in keys]
 
     @property
     def key_id(self) -> str:
         return self._sealing_id
+
+    @property
+    def mac_keys(self) -> list[bytes]:
+        """One per configured key, the sealing key's first: stored credential hashes are keyed with these."""
+        return list(self._mac_keys)
 
     def seal(self, plaintext: bytes, context: str) -> bytes:
         nonce = os.urandom(_NONCE)

@@ -42,6 +42,9 @@ class AuthenticatedPrincipal:
     issued_at: int
     token: str = field(repr=False)
     claims: dict[str, Any] = field(repr=False, compare=False)
+    generation: int = 0
+    """The grant's generation when the token was issued (0 at the code, +1 per refresh): revocation
+    of an access token revokes its generation and the older ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +76,11 @@ class AccessTokenIssuer:
         scopes: Sequence[str],
         audience: str,
         grant_id: str,
+        generation: int = 0,
+        issued_at: int | None = None,
         ttl: float | None = None,
     ) -> IssuedAccessToken:
-        now = int(self._clock())
+        now = int(self._clock()) if issued_at is None else issued_at
         lifetime = self._ttl if ttl is None else max(1, int(ttl))
         token_id = new_secret(16)
         claims = {
@@ -88,6 +93,7 @@ class AccessTokenIssuer:
             "exp": now + lifetime,
             "jti": token_id,
             "gid": grant_id,
+            "gen": generation,
         }
         key = self._keys.signing_key
         token = jwt.encode(
@@ -189,7 +195,7 @@ class AccessTokenVerifier:
 
 def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
     subject, client_id, scope = payload.get("sub"), payload.get("client_id"), payload.get("scope", "")
-    grant_id, token_id = payload.get("gid", ""), payload.get("jti")
+    grant_id, token_id, generation = payload.get("gid", ""), payload.get("jti"), payload.get("gen", 0)
     if not (
         isinstance(subject, str)
         and subject
@@ -197,6 +203,8 @@ def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
         and isinstance(scope, str)
         and isinstance(grant_id, str)
         and isinstance(token_id, str)
+        and isinstance(generation, int)
+        and not isinstance(generation, bool)
     ):
         raise InvalidTokenError("the access token's claims are malformed")
     expires_at, issued_at = payload.get("exp"), payload.get("iat")
@@ -212,4 +220,5 @@ def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
         issued_at=int(issued_at),
         token=token,
         claims=payload,
+        generation=generation,
     )

@@ -114,7 +114,8 @@ class UpstreamTokenRefresher:
         fresh = dataclasses.replace(fresh, subject=current.subject)
         now = self._clock()
         # Stored before it is returned: a rotated upstream refresh token must survive a crash right after.
-        await self._storage.put_upstream_tokens(grant_id, fresh, ttl=self._idle_ttl)
+        if not await self._storage.put_upstream_tokens(grant_id, fresh):
+            raise UpstreamRefreshError("the login ended while its upstream tokens were being refreshed")
         await self._storage.touch_grant(grant_id, now=now, ttl=self._idle_ttl)
         logger.info("upstream tokens refreshed", extra={"event": "upstream.refreshed", "grant": fingerprint(grant_id)})
         return fresh
