@@ -182,7 +182,24 @@ class RegistrationSettings(_Group):
     enabled: bool = True
     client_ttl: Duration = timedelta(days=30)
     """A registration unused for this long is forgotten; every successful token request renews it."""
+    unused_client_ttl: Duration = timedelta(days=1)
+    """A registration never used for a login is forgotten after this (at most `client_ttl`): a script can
+    register clients far faster than users log in, and each would otherwise be kept for `client_ttl`."""
     max_redirect_uris: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> RegistrationSettings:
+        if self.unused_client_ttl <= timedelta(0):
+            raise ValueError("unused_client_ttl must be positive")
+        if "unused_client_ttl" in self.model_fields_set and self.unused_client_ttl > self.client_ttl:
+            raise ValueError("unused_client_ttl must not exceed client_ttl")
+        return self
+
+    @property
+    def new_client_ttl(self) -> timedelta:
+        """How long a new registration lives before its first login: the default is capped by a shorter
+        `client_ttl`, so lowering `client_ttl` alone stays a valid configuration."""
+        return min(self.unused_client_ttl, self.client_ttl)
 
 
 class StorageSettings(_Group):

@@ -351,3 +351,31 @@ def test_a_storage_key_prefix_may_not_carry_a_hash_tag() -> None:
 
     with pytest.raises(ValueError, match="braces"):
         StorageSettings(key_prefix="mcp{x}")
+
+
+# Registration lifetimes
+
+
+def test_a_new_registration_lives_a_day_until_its_first_login_by_default() -> None:
+    registration = AuthServerSettings().registration
+    assert registration.unused_client_ttl == timedelta(days=1)
+    assert registration.new_client_ttl == timedelta(days=1)
+    assert registration.client_ttl == timedelta(days=30)
+
+
+def test_the_unused_registration_ttl_may_not_exceed_the_client_ttl(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL", "PT2H")
+    assert AuthServerSettings().registration.new_client_ttl == timedelta(hours=2)
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__CLIENT_TTL", "PT1H")
+    message = configuration_error()
+    assert "MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL" in message
+    assert "MCP_AUTHSERVER_REGISTRATION__CLIENT_TTL" in message
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL", "0")
+    assert "MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL" in configuration_error()
+
+
+def test_a_client_ttl_shorter_than_a_day_alone_stays_valid_and_caps_the_unused_one(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__CLIENT_TTL", "PT12H")
+    assert AuthServerSettings().registration.new_client_ttl == timedelta(hours=12)
