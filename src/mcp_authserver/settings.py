@@ -35,6 +35,7 @@ __all__ = [
     "AuthServerSettings",
     "ConsentSettings",
     "EncryptionSettings",
+    "RateLimitSettings",
     "RegistrationSettings",
     "StaticClientSettings",
     "StorageSettings",
@@ -202,6 +203,22 @@ class RegistrationSettings(_Group):
         return min(self.unused_client_ttl, self.client_ttl)
 
 
+class RateLimitSettings(_Group):
+    """Requests per minute per client address (and per client id at the token endpoint), counted in the
+    storage, so every replica sharing a Redis counts together. The defaults are far above what a person's
+    MCP client sends and far below what a script sends; see docs/security.md."""
+
+    enabled: bool = True
+    """False turns every limit off, and the storage is not asked at all (for load tests)."""
+    register_per_minute: int = Field(default=20, gt=0)
+    authorize_per_minute: int = Field(default=60, gt=0)
+    """GET and POST together."""
+    consent_per_minute: int = Field(default=30, gt=0)
+    token_per_minute: int = Field(default=120, gt=0)
+    token_per_client_per_minute: int = Field(default=300, gt=0)
+    """Token requests naming one client id, from any address."""
+
+
 class StorageSettings(_Group):
     """Where state lives: this process's memory, or Redis (standalone, TLS, unix socket, Sentinel, Cluster)."""
 
@@ -333,6 +350,7 @@ class AuthServerSettings(BaseSettings):
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     clients: Annotated[list[StaticClientSettings], NoDecode] = Field(default_factory=list)
 
