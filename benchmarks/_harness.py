@@ -24,9 +24,13 @@ CLIENT_ID = "bench-client"
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
 
 
+# A benchmark is the flood the rate limits are there to stop: they are off, as for any load test.
+NO_RATE_LIMITS = {"enabled": False}
+
+
 def new_server() -> EmbeddedAuthServer:
-    """A server with the embedded defaults: memory storage, an ephemeral ES256 key."""
-    return EmbeddedAuthServer(demo_settings(host=HOST, port=PORT, upstream_url=UPSTREAM_URL))
+    """A server with the embedded defaults (memory storage, an ephemeral ES256 key), rate limits off."""
+    return EmbeddedAuthServer(demo_settings(host=HOST, port=PORT, upstream_url=UPSTREAM_URL, rate_limit=NO_RATE_LIMITS))
 
 
 def bench_client() -> ClientRecord:

@@ -23,7 +23,16 @@ import httpx
 from redis.asyncio import Redis
 
 from benchmarks import refresh
-from benchmarks._harness import HOST, PORT, UPSTREAM_URL, body_receiver, discard, fresh_scope, http_scope
+from benchmarks._harness import (
+    HOST,
+    NO_RATE_LIMITS,
+    PORT,
+    UPSTREAM_URL,
+    body_receiver,
+    discard,
+    fresh_scope,
+    http_scope,
+)
 from benchmarks.bearer import PATH, trivial_app
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.server import EmbeddedAuthServer
@@ -78,7 +87,8 @@ def _storage(url: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def _server(storage_url: str | None) -> AsyncIterator[EmbeddedAuthServer]:
-    overrides = {"storage": _storage(storage_url)} if storage_url else {}
+    overrides: dict[str, Any] = {"storage": _storage(storage_url)} if storage_url else {}
+    overrides["rate_limit"] = NO_RATE_LIMITS
     auth = EmbeddedAuthServer(demo_settings(host=HOST, port=PORT, upstream_url=UPSTREAM_URL, **overrides))
     async with auth:
         yield auth
@@ -93,6 +103,7 @@ async def refreshes_per_s(storage_url: str | None, duration: float = 3.0) -> flo
 async def logins_per_s(upstream_url: str, storage_url: str | None, duration: float = 3.0) -> float:
     """Whole logins, one after another: register → authorize → consent → upstream → callback → token."""
     overrides: dict[str, Any] = {"storage": _storage(storage_url)} if storage_url else {}
+    overrides["rate_limit"] = NO_RATE_LIMITS
     async with running_harness(FakeClock(), upstream_url, **overrides) as harness:
         await harness.tokens_for((await harness.register())["client_id"])  # warm up discovery and JWKS
         done = 0

@@ -56,10 +56,19 @@ _RENEWAL_INTERVAL = 3600.0
 class ClientDirectory:
     """The single place clients are looked up and authenticated."""
 
-    def __init__(self, store: ClientStore, static: Iterable[StaticClientSettings], *, client_ttl: float, clock: Clock):
+    def __init__(
+        self,
+        store: ClientStore,
+        static: Iterable[StaticClientSettings],
+        *,
+        client_ttl: float,
+        clock: Clock,
+        unused_client_ttl: float | None = None,
+    ):
         self._store = store
         self._static = {client.client_id: _static_record(client) for client in static}
         self._client_ttl = client_ttl
+        self._unused_client_ttl = client_ttl if unused_client_ttl is None else min(unused_client_ttl, client_ttl)
         self._clock = clock
         self._renewed: dict[str, float] = {}
 
@@ -70,18 +79,23 @@ class ClientDirectory:
         return await self._store.get_client(client_id)
 
     async def register(self, client: ClientRecord) -> None:
-        await self._store.put_client(client, ttl=self._client_ttl)
+        """Store a new registration for `unused_client_ttl` only: a script registers far faster than
+        people log in, and its registrations should not be kept for weeks. The first login renews it."""
+        await self._store.put_client(client, ttl=self._unused_client_ttl)
 
     async def renew(self, client: ClientRecord) -> None:
         """A client that keeps using its registration keeps it (registrations expire when unused).
 
         At most once an hour per process: the TTL is days long, and a write per token request would
-        double the storage traffic of a refresh.
+        double the storage traffic of a refresh. The first renewal this process makes for a client is
+        never skipped (nothing here remembers a registration), so a new client's first successful token
+        request always lifts it from `unused_client_ttl` to `client_ttl`.
         """
         if client.static:
             return
         now = self._clock()
-        if now - self._renewed.get(client.client_id, -_RENEWAL_INTERVAL) < _RENEWAL_INTERVAL:
+        last = self._renewed.get(client.client_id)
+        if last is not None and now - last < _RENEWAL_INTERVAL:
             return
         await self._store.put_client(client, ttl=self._client_ttl)
         if len(self._renewed) >= 10_000:

@@ -115,8 +115,13 @@ class EmbeddedAuthServer:
             idle_ttl=tokens.refresh_token_ttl.total_seconds(),
             clock=clock,
         )
+        registration = settings.registration
         self.clients = ClientDirectory(
-            self.storage, settings.clients, client_ttl=settings.registration.client_ttl.total_seconds(), clock=clock
+            self.storage,
+            settings.clients,
+            client_ttl=registration.client_ttl.total_seconds(),
+            unused_client_ttl=registration.new_client_ttl.total_seconds(),
+            clock=clock,
         )
         context = EndpointContext(
             settings=settings,

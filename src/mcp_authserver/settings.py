@@ -35,6 +35,7 @@ __all__ = [
     "AuthServerSettings",
     "ConsentSettings",
     "EncryptionSettings",
+    "RateLimitSettings",
     "RegistrationSettings",
     "StaticClientSettings",
     "StorageSettings",
@@ -182,7 +183,40 @@ class RegistrationSettings(_Group):
     enabled: bool = True
     client_ttl: Duration = timedelta(days=30)
     """A registration unused for this long is forgotten; every successful token request renews it."""
+    unused_client_ttl: Duration = timedelta(days=1)
+    """A registration never used for a login is forgotten after this (at most `client_ttl`): a script can
+    register clients far faster than users log in, and each would otherwise be kept for `client_ttl`."""
     max_redirect_uris: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> RegistrationSettings:
+        if self.unused_client_ttl <= timedelta(0):
+            raise ValueError("unused_client_ttl must be positive")
+        if "unused_client_ttl" in self.model_fields_set and self.unused_client_ttl > self.client_ttl:
+            raise ValueError("unused_client_ttl must not exceed client_ttl")
+        return self
+
+    @property
+    def new_client_ttl(self) -> timedelta:
+        """How long a new registration lives before its first login: the default is capped by a shorter
+        `client_ttl`, so lowering `client_ttl` alone stays a valid configuration."""
+        return min(self.unused_client_ttl, self.client_ttl)
+
+
+class RateLimitSettings(_Group):
+    """Requests per minute per client address (and per client id at the token endpoint), counted in the
+    storage, so every replica sharing a Redis counts together. The defaults are far above what a person's
+    MCP client sends and far below what a script sends; see docs/security.md."""
+
+    enabled: bool = True
+    """False turns every limit off, and the storage is not asked at all (for load tests)."""
+    register_per_minute: int = Field(default=20, gt=0)
+    authorize_per_minute: int = Field(default=60, gt=0)
+    """GET and POST together."""
+    consent_per_minute: int = Field(default=30, gt=0)
+    token_per_minute: int = Field(default=120, gt=0)
+    token_per_client_per_minute: int = Field(default=300, gt=0)
+    """Token requests naming one client id, from any address."""
 
 
 class StorageSettings(_Group):
@@ -324,6 +358,7 @@ class AuthServerSettings(BaseSettings):
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
     registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     clients: Annotated[list[StaticClientSettings], NoDecode] = Field(default_factory=list)
 

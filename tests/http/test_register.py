@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from mcp_authserver._crypto import credential_hash
 from tests.conftest import FakeClock
@@ -114,10 +116,43 @@ async def test_an_unused_registration_expires_and_a_used_one_is_renewed(harness:
     assert await harness.auth.clients.get(active["client_id"]) is not None
 
 
+async def test_a_registration_never_used_for_a_login_expires_after_a_day_and_a_used_one_lives_thirty(
+    harness: Harness,
+) -> None:
+    idle = await harness.register()
+    used = await harness.register()
+    await harness.tokens_for(used["client_id"])  # in the hour of its registration: the renewal is not throttled
+
+    harness.clock.advance(86400 + 1)
+    assert await harness.auth.clients.get(idle["client_id"]) is None
+    assert await harness.auth.clients.get(used["client_id"]) is not None
+    harness.clock.advance(29 * 86400 - 2)  # 30 days after the login, less a second
+    assert await harness.auth.clients.get(used["client_id"]) is not None
+    harness.clock.advance(2)
+    assert await harness.auth.clients.get(used["client_id"]) is None
+
+
+async def test_on_redis_a_new_registration_lives_a_day_and_its_first_login_renews_it_to_thirty_days(
+    clock: FakeClock, upstream_url: str, redis_url: str
+) -> None:
+    prefix = f"unused-{uuid.uuid4().hex[:8]}"
+    async with running_harness(clock, upstream_url, storage={"url": redis_url, "key_prefix": prefix}) as harness:
+        client = await harness.register()
+        admin = Redis.from_url(redis_url)
+        try:
+            key = f"{prefix}:client:{client['client_id']}"
+            assert 86_400_000 - 60_000 < await admin.pttl(key) <= 86_400_000
+            await harness.tokens_for(client["client_id"])
+            assert 30 * 86_400_000 - 60_000 < await admin.pttl(key) <= 30 * 86_400_000
+        finally:
+            await admin.aclose()
+
+
 async def test_a_full_store_answers_503_temporarily_unavailable_with_retry_after(
     clock: FakeClock, upstream_url: str
 ) -> None:
-    async with running_harness(clock, upstream_url, storage={"max_entries": 100}) as harness:
+    many = {"register_per_minute": 1000}  # one address fills the table here; the limit is not under test
+    async with running_harness(clock, upstream_url, storage={"max_entries": 100}, rate_limit=many) as harness:
         for _ in range(100):
             await harness.register()
         response = await harness.http.post("/oauth/register", json={"redirect_uris": ["https://a.example/cb"]})

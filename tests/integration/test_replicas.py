@@ -157,6 +157,11 @@ def cluster(upstream_url: str, redis_url: str, tmp_path_factory: pytest.TempPath
         "MCP_AUTHSERVER_STORAGE__URL": redis_url,
         "MCP_AUTHSERVER_STORAGE__KEY_PREFIX": prefix,
         "MCP_AUTHSERVER_STORAGE__REVOCATION_SYNC_INTERVAL": str(SYNC_INTERVAL),
+        # Hundreds of logins and refreshes from one address within a minute: limits on, far above that.
+        "MCP_AUTHSERVER_RATE_LIMIT__AUTHORIZE_PER_MINUTE": "10000",
+        "MCP_AUTHSERVER_RATE_LIMIT__CONSENT_PER_MINUTE": "10000",
+        "MCP_AUTHSERVER_RATE_LIMIT__TOKEN_PER_MINUTE": "10000",
+        "MCP_AUTHSERVER_RATE_LIMIT__TOKEN_PER_CLIENT_PER_MINUTE": "10000",
     }
     a, b = Replica(env), Replica(env)
     try:

@@ -351,3 +351,59 @@ def test_a_storage_key_prefix_may_not_carry_a_hash_tag() -> None:
 
     with pytest.raises(ValueError, match="braces"):
         StorageSettings(key_prefix="mcp{x}")
+
+
+# Registration lifetimes
+
+
+def test_a_new_registration_lives_a_day_until_its_first_login_by_default() -> None:
+    registration = AuthServerSettings().registration
+    assert registration.unused_client_ttl == timedelta(days=1)
+    assert registration.new_client_ttl == timedelta(days=1)
+    assert registration.client_ttl == timedelta(days=30)
+
+
+def test_the_unused_registration_ttl_may_not_exceed_the_client_ttl(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL", "PT2H")
+    assert AuthServerSettings().registration.new_client_ttl == timedelta(hours=2)
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__CLIENT_TTL", "PT1H")
+    message = configuration_error()
+    assert "MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL" in message
+    assert "MCP_AUTHSERVER_REGISTRATION__CLIENT_TTL" in message
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL", "0")
+    assert "MCP_AUTHSERVER_REGISTRATION__UNUSED_CLIENT_TTL" in configuration_error()
+
+
+def test_a_client_ttl_shorter_than_a_day_alone_stays_valid_and_caps_the_unused_one(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.setenv("MCP_AUTHSERVER_REGISTRATION__CLIENT_TTL", "PT12H")
+    assert AuthServerSettings().registration.new_client_ttl == timedelta(hours=12)
+
+
+# Rate limits
+
+
+def test_rate_limits_are_on_by_default_with_per_minute_limits() -> None:
+    limits = AuthServerSettings().rate_limit
+    assert limits.enabled is True
+    assert (limits.register_per_minute, limits.authorize_per_minute, limits.consent_per_minute) == (20, 60, 30)
+    assert (limits.token_per_minute, limits.token_per_client_per_minute) == (120, 300)
+
+
+def test_rate_limits_are_set_and_turned_off_from_the_environment(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("MCP_AUTHSERVER_RATE_LIMIT__ENABLED", "false")
+    environment.setenv("MCP_AUTHSERVER_RATE_LIMIT__TOKEN_PER_CLIENT_PER_MINUTE", "1000")
+    limits = AuthServerSettings().rate_limit
+    assert limits.enabled is False
+    assert limits.token_per_client_per_minute == 1000
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", "many"])
+@pytest.mark.parametrize(
+    "name", ["REGISTER_PER_MINUTE", "AUTHORIZE_PER_MINUTE", "CONSENT_PER_MINUTE", "TOKEN_PER_MINUTE",
+             "TOKEN_PER_CLIENT_PER_MINUTE"],
+)  # fmt: skip
+def test_a_rate_limit_is_a_positive_integer(environment: pytest.MonkeyPatch, name: str, value: str) -> None:
+    environment.setenv(f"MCP_AUTHSERVER_RATE_LIMIT__{name}", value)
+    assert f"MCP_AUTHSERVER_RATE_LIMIT__{name}" in configuration_error()

@@ -15,6 +15,7 @@ from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.cors import CORSMiddleware, CORSPolicy
 from mcp_authserver.http.endpoint import JSONEndpoint, PageEndpoint
 from mcp_authserver.http.metadata import authorization_server_metadata, jwks, protected_resource_metadata
+from mcp_authserver.http.rate_limit import AddressLimit, RateLimiter, Rule
 from mcp_authserver.http.register import register
 from mcp_authserver.http.revoke import RevocationEndpoint
 from mcp_authserver.http.token import TokenEndpoint
@@ -84,19 +85,24 @@ def build_routes(ctx: EndpointContext) -> dict[str, ASGIApp]:
         secure=settings.issuer.startswith("https://"), max_age=int(settings.tokens.login_ttl.total_seconds())
     )
     flow = AuthorizationFlow(ctx, browser)
+    # Off, there is no limiter at all: not one storage call (load tests).
+    limiter = RateLimiter(ctx.storage, settings.rate_limit) if settings.rate_limit.enabled else None
 
-    def api(handler: JSONEndpoint, methods: str) -> ASGIApp:
+    def limited(app: JSONEndpoint | PageEndpoint, rule: Rule) -> ASGIApp:
+        return app if limiter is None else AddressLimit(app, limiter, rule, page=isinstance(app, PageEndpoint))
+
+    def api(handler: ASGIApp, methods: str) -> ASGIApp:
         return _Allowed(CORSMiddleware(handler, cors, methods), frozenset({*methods.split(", "), "OPTIONS"}))
 
     endpoints: dict[str, ASGIApp] = {
-        "authorize": _Allowed(PageEndpoint(flow.authorize), frozenset({"GET", "POST"})),
-        "consent": _Allowed(PageEndpoint(flow.consent), frozenset({"POST"})),
+        "authorize": _Allowed(limited(PageEndpoint(flow.authorize), "authorize"), frozenset({"GET", "POST"})),
+        "consent": _Allowed(limited(PageEndpoint(flow.consent), "consent"), frozenset({"POST"})),
         "callback": _Allowed(PageEndpoint(CallbackEndpoint(ctx, browser)), frozenset({"GET"})),
-        "token": api(JSONEndpoint(TokenEndpoint(ctx)), "POST"),
+        "token": api(limited(JSONEndpoint(TokenEndpoint(ctx, limiter)), "token"), "POST"),
         "revoke": api(JSONEndpoint(RevocationEndpoint(ctx)), "POST"),
     }
     if settings.registration.enabled:
-        endpoints["register"] = api(JSONEndpoint(register(ctx)), "POST")
+        endpoints["register"] = api(limited(JSONEndpoint(register(ctx)), "register"), "POST")
 
     routes: dict[str, ASGIApp] = {url_path(settings.issuer) + OAUTH_PREFIX: OAuthRouter(endpoints)}
     for path in rfc8414.metadata_paths(settings.issuer):

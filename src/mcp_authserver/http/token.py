@@ -9,13 +9,15 @@ from mcp_authserver.clients import ClientCredentials
 from mcp_authserver.errors import InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError
 from mcp_authserver.grants import TokenResponse
 from mcp_authserver.http.context import EndpointContext
+from mcp_authserver.http.rate_limit import RateLimiter
 from mcp_authserver.http.requests import read_form
 from mcp_authserver.http.responses import json_response
 
 
 class TokenEndpoint:
-    def __init__(self, ctx: EndpointContext) -> None:
+    def __init__(self, ctx: EndpointContext, limiter: RateLimiter | None = None) -> None:
         self.ctx = ctx
+        self.limiter = limiter
 
     async def __call__(self, request: Request) -> Response:
         params = await read_form(request)
@@ -27,6 +29,9 @@ class TokenEndpoint:
         credentials = ClientCredentials.parse(
             request.headers.get("authorization"), params.get("client_id"), params.get("client_secret")
         )
+        # Per client id, from any address: before any authentication work is spent on it.
+        if self.limiter is not None and (refusal := await self.limiter.refuse_client(credentials.client_id)):
+            return refusal
         client = await self.ctx.clients.authenticate(credentials)
         if grant_type not in client.grant_types:
             raise UnauthorizedClientError(f"this client is not registered for {grant_type}")
