@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,14 @@ class Harness:
             **params,
         }
         return f"{ISSUER}/oauth/authorize?{urlencode({k: v for k, v in query.items() if v != ''})}"
+
+    async def approve(self, client_id: str) -> None:
+        """Approve the client on our consent page in this harness's browser (`http`, with its cookies)."""
+        page = await self.http.get(self.authorize_url(client_id, PKCE()))
+        match = re.search(r'name="ticket" value="([^"]+)"', page.text)
+        assert match, page.text
+        response = await self.http.post("/oauth/consent", data={"ticket": match.group(1), "decision": "approve"})
+        assert response.status_code == 303, response.text
 
     def browser(self, subject: str = "alice@example.com", redirect_uri: str = REDIRECT_URI) -> HeadlessBrowser:
         return HeadlessBrowser(redirect_uri, subject=subject, transport=self.transport)

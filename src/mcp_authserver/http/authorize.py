@@ -130,7 +130,7 @@ class AuthorizationFlow:
             raise UnsupportedResponseTypeError("response_type must be code")
         challenge = params.get("code_challenge")
         if not challenge:
-            raise InvalidRequestError("code_challenge is required (PKCE, OAuth 2.1 §4.1.1)")
+            raise InvalidRequestError("code_challenge is required (PKCE, OAuth 2.1 section 4.1.1)")
         if params.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256")
         if not rfc7636.is_valid_challenge(challenge):

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from mcp_authserver.errors import InvalidClientError, OAuthError
-from mcp_authserver.oauth.rfc6749 import add_query
+from mcp_authserver.oauth.rfc6749 import add_query, error_description
 
 logger = logging.getLogger("mcp_authserver.http")
 
@@ -33,7 +33,7 @@ def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[s
 def oauth_error(exc: OAuthError, *, basic_auth_attempted: bool = False) -> Response:
     body: dict[str, str] = {"error": exc.error}
     if exc.description:
-        body["error_description"] = exc.description
+        body["error_description"] = error_description(exc.description)
     headers: dict[str, str] = {}
     if isinstance(exc, InvalidClientError) and basic_auth_attempted:
         headers["WWW-Authenticate"] = 'Basic realm="oauth"'
@@ -50,7 +50,8 @@ def error_redirect(
     redirect_uri: str, exc: OAuthError, *, state: str | None, issuer: str, status: int = 302
 ) -> Response:
     """An error sent back to a redirect URI already validated for the client, with `iss` (RFC 9207 §2)."""
-    params = {"error": exc.error, "error_description": exc.description, "state": state, "iss": issuer}
+    description = error_description(exc.description) if exc.description else None
+    params = {"error": exc.error, "error_description": description, "state": state, "iss": issuer}
     return redirect(add_query(redirect_uri, params), status)
 
 

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_authserver.errors import InvalidTokenError, StorageError
 from mcp_authserver.http.cors import CORSPolicy, send_preflight
+from mcp_authserver.oauth.rfc6749 import error_description
 from mcp_authserver.oauth.rfc6750 import www_authenticate
 from mcp_authserver.sdk import PrincipalUser, auth_context_var
 from mcp_authserver.storage.protocols import RevocationStore
@@ -201,7 +202,7 @@ async def send_challenge(
     """A 401/403 with the RFC 6750 / RFC 9728 challenge, or a 503 with `Retry-After`, as JSON."""
     body: dict[str, Any] = {"error": error or "unauthorized"}
     if description:
-        body["error_description"] = description
+        body["error_description"] = error_description(description)
     payload = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),

@@ -49,7 +49,7 @@ def validate_redirect_uri(uri: Any) -> str:
     if not scheme or not _SCHEME.match(scheme):
         raise InvalidRedirectURIError(f"redirect URI {uri!r} is not an absolute URI")
     if "#" in uri:
-        raise InvalidRedirectURIError("redirect URIs must not contain a fragment (OAuth 2.1 §2.3.1)")
+        raise InvalidRedirectURIError("redirect URIs must not contain a fragment (OAuth 2.1 section 2.3.1)")
     if scheme in _FORBIDDEN_SCHEMES:
         raise InvalidRedirectURIError(f"the {scheme}: scheme is not allowed for redirect URIs")
     if parts.username is not None or parts.password is not None:
