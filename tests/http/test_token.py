@@ -131,6 +131,17 @@ async def test_client_authentication_failures_are_401_invalid_client(harness: Ha
     malformed = await harness.http.post("/oauth/token", data=form, headers={"Authorization": "Basic %%%"})
     assert (malformed.status_code, malformed.json()["error"]) == (401, "invalid_client")
 
+    other_scheme = await harness.http.post(
+        "/oauth/token", data={**form, "client_id": client["client_id"]}, headers={"Authorization": "Bearer x"}
+    )
+    assert (other_scheme.status_code, other_scheme.json()["error"]) == (401, "invalid_client")
+
+    # RFC 6749 §5.2 / RFC 7235 §3.1: every 401 names the scheme that works, whether or not Basic was tried.
+    refusals = {"wrong_secret": wrong_secret, "as_post": as_post, "no_secret": no_secret, "unknown": unknown,
+                "malformed": malformed, "other_scheme": other_scheme}  # fmt: skip
+    for name, response in refusals.items():
+        assert response.headers.get("www-authenticate") == 'Basic realm="oauth", charset="UTF-8"', name
+
     assert (await harness.token(form, basic=(client["client_id"], client["client_secret"]))).status_code == 200
 
 
