@@ -20,7 +20,7 @@ from mcp_authserver import BearerAuthMiddleware, EmbeddedAuthServer, get_princip
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.tokens.keys import SigningKey
 from tests.conftest import FakeClock
-from tests.harness import RESOURCE, Harness
+from tests.harness import PKCE, RESOURCE, Harness
 
 pytestmark = pytest.mark.anyio
 
@@ -218,6 +218,31 @@ async def test_insufficient_scope_is_403_naming_the_needed_scope(
     ok = await http.get("/api/v1/mcp", headers={"Authorization": f"Bearer {strong.token}"})
     assert ok.status_code == 200
     assert ok.json() == {"sub": "a", "sdk_subject": "a"}
+
+
+async def test_by_default_protect_requires_the_scopes_its_challenge_asks_for(harness: Harness) -> None:
+    client = await harness.register()
+    pkce = PKCE()
+    landed = await harness.login(client["client_id"], pkce, scope="offline_access")
+    redeemed = await harness.redeem(client["client_id"], landed["code"], pkce)
+    assert redeemed.json()["scope"] == "offline_access"
+    without_mcp = redeemed.json()["access_token"]
+    response = await harness.call_mcp(without_mcp)
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in _challenge(response)
+    assert 'scope="mcp"' in _challenge(response)
+    with_mcp = await harness.tokens_for(client["client_id"])
+    assert (await harness.call_mcp(with_mcp["access_token"])).status_code == 200
+
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"ok": True})(scope, receive, send)
+
+    # An explicit empty tuple still means: no scope required.
+    open_app = harness.auth.protect(ok, required_scopes=(), swap=False)
+    transport = httpx.ASGITransport(app=open_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        allowed = await http.get("/", headers={"Authorization": f"Bearer {without_mcp}"})
+    assert allowed.status_code == 200
 
 
 async def test_a_host_mounted_under_a_path_prefix_serves_its_path_suffixed_resource_metadata(
