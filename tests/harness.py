@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,9 @@ from starlette.applications import Starlette
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import HeadlessBrowser, build_mcp_app, demo_settings
 from mcp_authserver.oauth import rfc7636
+from mcp_authserver.storage.memory import InMemoryStorage
+from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.records import AuthorizationCodeRecord, ClientRecord, ConsentTicket, PendingLogin
 from tests.conftest import FakeClock
 
 HOST, PORT = "127.0.0.1", 8000
@@ -142,12 +146,42 @@ def query_of(location: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
 
 
+class CountingStorage(InMemoryStorage):
+    """The real memory backend, counting the records it is asked to write: a test can then show that a
+    refused request left nothing behind (no client, consent ticket, pending login or code)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.writes: Counter[str] = Counter()
+
+    async def put_client(self, client: ClientRecord, *, ttl: float | None) -> None:
+        self.writes["client"] += 1
+        await super().put_client(client, ttl=ttl)
+
+    async def put_consent_ticket(self, ticket_hash: str, ticket: ConsentTicket, *, ttl: float) -> None:
+        self.writes["consent_ticket"] += 1
+        await super().put_consent_ticket(ticket_hash, ticket, ttl=ttl)
+
+    async def put_pending_login(self, state_hash: str, pending: PendingLogin, *, ttl: float) -> None:
+        self.writes["pending_login"] += 1
+        await super().put_pending_login(state_hash, pending, ttl=ttl)
+
+    async def put_code(self, code_hash: str, record: AuthorizationCodeRecord, *, ttl: float) -> None:
+        self.writes["code"] += 1
+        await super().put_code(code_hash, record, ttl=ttl)
+
+
 @contextlib.asynccontextmanager
 async def running_harness(
-    clock: FakeClock, upstream_url: str, *, http_client: httpx.AsyncClient | None = None, **overrides: Any
+    clock: FakeClock,
+    upstream_url: str,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    backend: Storage | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Harness]:
     settings = demo_settings(host=HOST, port=PORT, upstream_url=upstream_url, **overrides)
-    auth = EmbeddedAuthServer(settings, clock=clock, http_client=http_client)
+    auth = EmbeddedAuthServer(settings, clock=clock, http_client=http_client, storage=backend)
     app = build_mcp_app(auth)
     transport = SplitTransport(app)
     async with (

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from mcp_authserver.errors import ConfigurationError
+from mcp_authserver.oauth.rfc7591 import has_iss_parameter
 from mcp_authserver.oauth.urls import canonical_url, is_loopback_host
 
 __all__ = [
@@ -290,6 +291,9 @@ class StaticClientSettings(_Group):
         method = self.token_endpoint_auth_method
         if method is not None and (method == "none") != (self.client_secret is None):
             raise ValueError("client_secret goes with a client_secret_* method, and only with one")
+        if any(has_iss_parameter(uri) for uri in self.redirect_uris):
+            # Every authorization response gets our own `iss` (RFC 9207 section 2): a second one is a mix-up risk.
+            raise ValueError("redirect_uris must not carry an iss query parameter")
         return self
 
 

@@ -316,6 +316,17 @@ def test_a_static_client_with_a_secret_cannot_use_the_none_method(environment: p
     assert CLIENT_SECRET not in message
 
 
+def test_a_static_client_whose_redirect_uri_carries_iss_is_rejected(environment: pytest.MonkeyPatch) -> None:
+    client = {"client_id": "c", "redirect_uris": ["https://a.example/cb", "https://a.example/cb?iss=https://x"]}
+    environment.setenv("MCP_AUTHSERVER_CLIENTS", json.dumps([client]))
+    message = configuration_error()
+    assert "MCP_AUTHSERVER_CLIENTS" in message
+    assert "iss" in message
+    client["redirect_uris"] = ["https://a.example/cb?tenant=1"]
+    environment.setenv("MCP_AUTHSERVER_CLIENTS", json.dumps([client]))
+    assert AuthServerSettings().clients[0].redirect_uris == ["https://a.example/cb?tenant=1"]
+
+
 # Secrets stay secret
 
 

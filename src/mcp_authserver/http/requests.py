@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,7 +12,13 @@ from starlette.requests import Request
 from mcp_authserver.errors import InvalidRequestError, RequestTooLargeError
 
 MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 16
 _MAX_FIELDS = 100
+# Escapes are removed first, so strings are then `"[^"]*"`: both passes are linear, whatever the input.
+_JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_JSON_STRING = re.compile(rb'"[^"]*"')
+_OPENING = frozenset(b"[{")
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 
 
 class Params:
@@ -71,18 +77,35 @@ async def read_form(request: Request) -> Params:
     return Params(pairs)
 
 
-async def read_json_object(request: Request) -> Mapping[str, Any]:
+async def read_json(request: Request, *, limit: int = MAX_BODY, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """An `application/json` body, any JSON value; the caller checks its shape.
+
+    Nesting is bounded before parsing: Python's parser recurses, so `[[[[…` a thousand deep would
+    otherwise end in a RecursionError (a 500), and where that happens depends on the stack in use.
+    """
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise InvalidRequestError("the body must be application/json")
-    body = await read_body(request)
+    body = await read_body(request, limit)
+    if json_depth(body) > max_depth:
+        raise InvalidRequestError(f"the JSON body nests deeper than {max_depth} levels")
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidRequestError("the body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidRequestError("the body must be a JSON object")
-    return value
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    structure = _JSON_STRING.sub(b"", _JSON_ESCAPE.sub(b"", body)).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in structure:
+        if byte in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def query_params(request: Request) -> Params:
