@@ -53,7 +53,7 @@ async def test_a_wrong_verifier_is_invalid_grant_and_does_not_spend_the_code(har
 @pytest.mark.parametrize(
     ("change", "error"),
     [
-        ({"code_verifier": ""}, "invalid_request"),
+        ({"code_verifier": ""}, "invalid_grant"),  # pinned: missing or wrong, invalid_grant (security.md §4.1)
         ({"redirect_uri": "http://127.0.0.1:53682/elsewhere"}, "invalid_grant"),
         ({"redirect_uri": ""}, "invalid_grant"),
         ({"resource": "https://other.example/mcp"}, "invalid_target"),
@@ -302,3 +302,4 @@ async def test_a_client_whose_registration_expired_is_told_to_register_again(har
     harness.clock.advance(31 * 86400)
     response = await harness.refresh(client["client_id"], tokens["refresh_token"])
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+
