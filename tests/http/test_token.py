@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import jwt
 import pytest
 
@@ -303,3 +305,28 @@ async def test_a_client_whose_registration_expired_is_told_to_register_again(har
     response = await harness.refresh(client["client_id"], tokens["refresh_token"])
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
 
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/x-www-form-urlencoded; charset=foo", 400),
+        ("application/x-www-form-urlencoded; charset=utf-16", 400),
+        ("application/x-www-form-urlencoded; charset=UTF-8", 200),
+        ('application/x-www-form-urlencoded; charset="utf-8"', 200),
+        ("application/x-www-form-urlencoded;charset=ISO-8859-1", 200),
+        ("application/x-www-form-urlencoded", 200),
+    ],
+)
+async def test_a_form_in_a_charset_we_cannot_read_is_invalid_request(
+    harness: Harness, content_type: str, status: int
+) -> None:
+    client = await harness.register()
+    tokens = await harness.tokens_for(client["client_id"])
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client["client_id"]}
+    response = await harness.http.post(
+        "/oauth/token", content=urlencode(form).encode(), headers={"Content-Type": content_type}
+    )
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["error"] == "invalid_request"
+        assert (await harness.refresh(client["client_id"], tokens["refresh_token"])).status_code == 200

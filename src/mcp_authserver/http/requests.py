@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any
@@ -14,6 +15,7 @@ from mcp_authserver.errors import InvalidRequestError, RequestTooLargeError
 MAX_BODY = 64 * 1024
 MAX_JSON_DEPTH = 16
 _MAX_FIELDS = 100
+_FORM_CODECS = frozenset({"utf-8", "ascii", "iso8859-1"})
 # Escapes are removed first, so strings are then `"[^"]*"`: both passes are linear, whatever the input.
 _JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _JSON_STRING = re.compile(rb'"[^"]*"')
@@ -62,19 +64,42 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-async def read_form(request: Request) -> Params:
-    """An `application/x-www-form-urlencoded` body (RFC 6749 appendix B)."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
+async def read_form(request: Request, *, limit: int = MAX_BODY) -> Params:
+    """An `application/x-www-form-urlencoded` body (RFC 6749 appendix B: UTF-8)."""
+    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
+    if media_type.strip().lower() != "application/x-www-form-urlencoded":
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
-    body = await read_body(request)
+    encoding = _form_encoding(parameters)
+    body = await read_body(request, limit)
     try:
         pairs = parse_qsl(
-            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=_MAX_FIELDS
+            body.decode(encoding),
+            keep_blank_values=True,
+            strict_parsing=False,
+            max_num_fields=_MAX_FIELDS,
+            encoding=encoding,
+            errors="strict",
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequestError("the form body is malformed") from None
     return Params(pairs)
+
+
+def _form_encoding(parameters: str) -> str:
+    """The codec for the `charset` a form declares: UTF-8 (RFC 6749 appendix B), or its ASCII and
+    Latin-1 subsets that some HTTP libraries name by default. Anything else cannot be read as meant."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            try:
+                codec = codecs.lookup(charset).name
+            except LookupError:
+                codec = ""
+            if codec not in _FORM_CODECS:
+                raise InvalidRequestError("the form body's charset must be UTF-8")
+            return codec
+    return "utf-8"
 
 
 async def read_json(request: Request, *, limit: int = MAX_BODY, max_depth: int = MAX_JSON_DEPTH) -> Any:
