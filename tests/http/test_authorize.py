@@ -8,8 +8,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from mcp_authserver.http.authorization_limits import (
+    MAX_CLIENT_ID,
+    MAX_CODE_CHALLENGE,
+    MAX_OTHER_PARAMETER,
+    MAX_REDIRECT_URI,
+    MAX_RESOURCE,
+    MAX_SCOPE,
+    MAX_STATE,
+)
 from tests.conftest import FakeClock
-from tests.harness import ISSUER, PKCE, REDIRECT_URI, RESOURCE, Harness, query_of, running_harness
+from tests.harness import ISSUER, PKCE, REDIRECT_URI, RESOURCE, CountingStorage, Harness, query_of, running_harness
 
 pytestmark = pytest.mark.anyio
 
@@ -241,3 +250,75 @@ async def test_a_storage_fault_after_validation_sends_the_client_temporarily_una
         assert response.status_code == 302
         query = query_of(response.headers["location"])
         assert (query["error"], query["state"], query["iss"]) == ("temporarily_unavailable", "client-state-123", ISSUER)
+
+
+TRUSTED = {"client_id": "trusted-cli", "redirect_uris": [REDIRECT_URI]}
+
+
+def _oversized(name: str, length: int) -> str:
+    """A value of `name` that is `length` characters long and otherwise acceptable."""
+    if name == "redirect_uri":
+        return REDIRECT_URI + "?pad=" + "x" * (length - len(REDIRECT_URI) - 5)
+    if name == "resource":
+        return RESOURCE + "?pad=" + "x" * (length - len(RESOURCE) - 5)
+    if name == "scope":  # supported tokens only: 4a + 15b - 1 characters, as "mcp " * a + "offline_access " * b
+        offline = (3 * (length + 1)) % 4
+        return " ".join(["mcp"] * ((length + 1 - 15 * offline) // 4) + ["offline_access"] * offline)
+    return "x" * length
+
+
+LIMITS = [
+    ("state", MAX_STATE), ("scope", MAX_SCOPE), ("redirect_uri", MAX_REDIRECT_URI), ("resource", MAX_RESOURCE),
+    ("client_id", MAX_CLIENT_ID), ("code_challenge", MAX_CODE_CHALLENGE), ("nonce", MAX_OTHER_PARAMETER),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["approved", "trusted"])
+@pytest.mark.parametrize(("name", "limit"), LIMITS)
+async def test_an_oversized_parameter_is_refused_on_our_page_and_nothing_is_stored(
+    clock: FakeClock, upstream_url: str, kind: str, name: str, limit: int
+) -> None:
+    storage = CountingStorage(clock)
+    async with running_harness(
+        clock, upstream_url, backend=storage, clients=[TRUSTED], consent={"trusted_client_ids": ["trusted-cli"]}
+    ) as harness:
+        if kind == "approved":
+            client_id = (await harness.register())["client_id"]
+            await harness.approve(client_id)  # even an approved client's request is not redirected
+        else:
+            client_id = "trusted-cli"
+        before = dict(storage.writes)
+
+        def url_with(length: int) -> str:
+            value = _oversized(name, length)
+            if name == "client_id":
+                return harness.authorize_url(value, PKCE())
+            return harness.authorize_url(client_id, PKCE(), **{name: value})
+
+        just_over = await harness.http.get(url_with(limit + 1))
+        assert just_over.status_code == 400
+        assert "location" not in just_over.headers
+        assert f"at most {limit} characters" in just_over.text
+
+        # 60 kB in a URL (httpx refuses to build one of 64 KiB or more), 100 kB in a form.
+        too_long = await harness.http.get(url_with(60_000))
+        assert too_long.status_code == 414
+        assert "location" not in too_long.headers
+        form = dict(httpx.QueryParams(urlsplit(url_with(100_000)).query))
+        posted = await harness.http.post("/oauth/authorize", data=form)
+        assert posted.status_code == 413
+        assert "location" not in posted.headers
+
+        assert dict(storage.writes) == before  # no consent ticket, no pending login
+
+
+@pytest.mark.parametrize(
+    ("name", "limit"), [("state", MAX_STATE), ("scope", MAX_SCOPE), ("nonce", MAX_OTHER_PARAMETER)]
+)
+async def test_a_parameter_at_its_limit_is_accepted(harness: Harness, name: str, limit: int) -> None:
+    client = await harness.register()
+    response = await harness.http.get(
+        harness.authorize_url(client["client_id"], PKCE(), **{name: _oversized(name, limit)})
+    )
+    assert response.status_code == 200
+    assert 'name="ticket"' in response.text

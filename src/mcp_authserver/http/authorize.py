@@ -23,6 +23,11 @@ from mcp_authserver.errors import (
     UpstreamError,
 )
 from mcp_authserver.http import consent_page
+from mcp_authserver.http.authorization_limits import (
+    MAX_AUTHORIZATION_REQUEST,
+    check_parameter_sizes,
+    check_query_length,
+)
 from mcp_authserver.http.browser import BrowserBinding
 from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.requests import Params, query_params, read_form
@@ -45,7 +50,12 @@ class AuthorizationFlow:
         self.trusted = frozenset(ctx.settings.consent.trusted_client_ids)
 
     async def authorize(self, request: Request) -> Response:
-        params = query_params(request) if request.method == "GET" else await read_form(request)
+        if request.method == "GET":
+            check_query_length(request.scope.get("query_string", b""))
+            params = query_params(request)
+        else:
+            params = await read_form(request, limit=MAX_AUTHORIZATION_REQUEST)
+        check_parameter_sizes(params)
         client, redirect_uri, provided = await self._client_and_redirect(params)
         state = params.get("state")
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -45,6 +46,12 @@ class Params:
 
     def all(self, name: str) -> list[str]:
         return self._values.get(name, [])
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        """Every (name, value) pair, repeated parameters included."""
+        for name, values in self._values.items():
+            for value in values:
+                yield name, value
 
     def __contains__(self, name: str) -> bool:
         return name in self._values
