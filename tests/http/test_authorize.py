@@ -76,24 +76,25 @@ async def test_the_only_registered_redirect_uri_is_used_when_none_is_given(harne
     assert "127.0.0.1" in page.text
 
 
-@pytest.mark.parametrize(
-    ("params", "error"),
-    [
-        ({"response_type": "token"}, "unsupported_response_type"),
-        ({"response_type": ""}, "unsupported_response_type"),
-        ({"code_challenge": ""}, "invalid_request"),
-        ({"code_challenge_method": "plain"}, "invalid_request"),
-        ({"code_challenge_method": ""}, "invalid_request"),
-        ({"code_challenge": "too-short"}, "invalid_request"),
-        ({"scope": "admin"}, "invalid_scope"),
-        ({"resource": "https://other.example/mcp"}, "invalid_target"),
-        ({"resource": "not a uri"}, "invalid_target"),
-    ],
-)
-async def test_once_the_redirect_uri_is_trusted_errors_are_redirected_with_state_and_iss(
+INVALID_REQUESTS = [
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": ""}, "invalid_request"),  # missing
+    ({"code_challenge": ""}, "invalid_request"),
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge_method": ""}, "invalid_request"),
+    ({"code_challenge": "too-short"}, "invalid_request"),
+    ({"scope": "admin"}, "invalid_scope"),
+    ({"resource": "https://other.example/mcp"}, "invalid_target"),
+    ({"resource": "not a uri"}, "invalid_target"),
+]
+
+
+@pytest.mark.parametrize(("params", "error"), INVALID_REQUESTS)
+async def test_once_this_browser_approved_the_client_errors_are_redirected_with_state_and_iss(
     harness: Harness, params: dict[str, str], error: str
 ) -> None:
     client = await harness.register()
+    await harness.approve(client["client_id"])
     response = await harness.http.get(harness.authorize_url(client["client_id"], PKCE(), **params))
     assert response.status_code == 302
     location = response.headers["location"]
@@ -102,6 +103,43 @@ async def test_once_the_redirect_uri_is_trusted_errors_are_redirected_with_state
     assert query["error"] == error
     assert query["state"] == "client-state-123"
     assert query["iss"] == ISSUER
+
+
+@pytest.mark.parametrize(("params", "error"), INVALID_REQUESTS)
+async def test_errors_for_a_client_this_browser_never_approved_are_shown_on_our_page(
+    harness: Harness, params: dict[str, str], error: str
+) -> None:
+    # RFC 9700 §4.11.2: anyone can register any redirect URI; redirecting its errors is an open redirector.
+    client = await harness.register(redirect_uris=["https://evil.example/landing"])
+    url = harness.authorize_url(client["client_id"], PKCE(), redirect_uri="https://evil.example/landing", **params)
+    response = await harness.http.get(url)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "text/html" in response.headers["content-type"]
+
+
+async def test_an_approval_counts_for_that_browser_and_that_client_only(harness: Harness) -> None:
+    approved, other = await harness.register(), await harness.register()
+    await harness.approve(approved["client_id"])
+    bad = {"scope": "admin"}
+    assert (await harness.http.get(harness.authorize_url(approved["client_id"], PKCE(), **bad))).status_code == 302
+    same_browser_other_client = await harness.http.get(harness.authorize_url(other["client_id"], PKCE(), **bad))
+    assert same_browser_other_client.status_code == 400
+    assert "location" not in same_browser_other_client.headers
+    async with httpx.AsyncClient(transport=harness.transport, base_url=ISSUER) as another_browser:
+        response = await another_browser.get(harness.authorize_url(approved["client_id"], PKCE(), **bad))
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+async def test_a_trusted_clients_errors_are_redirected_without_an_approval(clock: FakeClock, upstream_url: str) -> None:
+    static = {"client_id": "trusted-cli", "redirect_uris": [REDIRECT_URI]}
+    async with running_harness(
+        clock, upstream_url, clients=[static], consent={"trusted_client_ids": ["trusted-cli"]}
+    ) as harness:
+        response = await harness.http.get(harness.authorize_url("trusted-cli", PKCE(), scope="admin"))
+        assert response.status_code == 302
+        assert query_of(response.headers["location"])["error"] == "invalid_scope"
 
 
 async def test_a_repeated_parameter_is_refused(harness: Harness) -> None:
@@ -239,17 +277,23 @@ async def test_the_resource_may_be_omitted_and_defaults_to_the_protected_resourc
     assert jwt.decode(response.json()["access_token"], options={"verify_signature": False})["aud"] == RESOURCE
 
 
-async def test_a_storage_fault_after_validation_sends_the_client_temporarily_unavailable(
+async def test_a_storage_fault_after_validation_sends_an_approved_client_temporarily_unavailable(
     clock: FakeClock, upstream_url: str
 ) -> None:
     async with running_harness(clock, upstream_url, storage={"max_entries": 100}) as harness:
-        client = await harness.register()
+        client, unapproved = await harness.register(), await harness.register()
+        await harness.approve(client["client_id"])
         for _ in range(100):  # fill the consent-ticket table of the memory backend
             assert (await harness.http.get(harness.authorize_url(client["client_id"], PKCE()))).status_code == 200
         response = await harness.http.get(harness.authorize_url(client["client_id"], PKCE()))
         assert response.status_code == 302
         query = query_of(response.headers["location"])
         assert (query["error"], query["state"], query["iss"]) == ("temporarily_unavailable", "client-state-123", ISSUER)
+        # A client this browser never approved is not redirected to, not even to say "try again".
+        page = await harness.http.get(harness.authorize_url(unapproved["client_id"], PKCE()))
+        assert page.status_code == 503
+        assert "location" not in page.headers
+        assert page.headers["retry-after"]
 
 
 TRUSTED = {"client_id": "trusted-cli", "redirect_uris": [REDIRECT_URI]}
@@ -322,3 +366,20 @@ async def test_a_parameter_at_its_limit_is_accepted(harness: Harness, name: str,
     )
     assert response.status_code == 200
     assert 'name="ticket"' in response.text
+
+
+async def test_the_browser_cookie_is_set_again_with_a_fresh_max_age_on_every_authorization_request(
+    harness: Harness,
+) -> None:
+    # A cookie set when an earlier login began would otherwise expire during a login started late in its
+    # life, and the callback would then refuse the browser that consented.
+    client = await harness.register()
+    first = await _consent_page(harness, client["client_id"], PKCE())
+    browser_id = harness.http.cookies["mcp-authserver-browser"]
+    harness.clock.advance(540)
+    second = await _consent_page(harness, client["client_id"], PKCE())
+    for response in (first, second):
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith(f"mcp-authserver-browser={browser_id};")
+        assert "Max-Age=600" in cookie
+        assert "HttpOnly" in cookie
