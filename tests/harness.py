@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import HeadlessBrowser, build_mcp_app, demo_settings
 from mcp_authserver.oauth import rfc7636
+from mcp_authserver.storage import codec
 from mcp_authserver.storage.memory import InMemoryStorage
 from mcp_authserver.storage.protocols import Storage
 from mcp_authserver.storage.records import AuthorizationCodeRecord, ClientRecord, ConsentTicket, PendingLogin
@@ -153,6 +154,8 @@ class CountingStorage(InMemoryStorage):
     def __init__(self, clock: FakeClock) -> None:
         super().__init__(clock=clock)
         self.writes: Counter[str] = Counter()
+        self.largest_consent_ticket = 0
+        """Bytes of the largest consent ticket written, as a byte-storing backend (Redis) would store it."""
 
     async def put_client(self, client: ClientRecord, *, ttl: float | None) -> None:
         self.writes["client"] += 1
@@ -160,6 +163,7 @@ class CountingStorage(InMemoryStorage):
 
     async def put_consent_ticket(self, ticket_hash: str, ticket: ConsentTicket, *, ttl: float) -> None:
         self.writes["consent_ticket"] += 1
+        self.largest_consent_ticket = max(self.largest_consent_ticket, len(codec.encode(ticket).encode()))
         await super().put_consent_ticket(ticket_hash, ticket, ttl=ttl)
 
     async def put_pending_login(self, state_hash: str, pending: PendingLogin, *, ttl: float) -> None:

@@ -368,6 +368,21 @@ async def test_a_parameter_at_its_limit_is_accepted(harness: Harness, name: str,
     assert 'name="ticket"' in response.text
 
 
+async def test_a_consent_ticket_stays_small_even_with_every_parameter_at_its_limit(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    storage = CountingStorage(clock)
+    async with running_harness(clock, upstream_url, backend=storage) as harness:
+        long_redirect = "https://app.example/" + "r" * (MAX_REDIRECT_URI - len("https://app.example/"))
+        client = await harness.register(redirect_uris=[long_redirect])
+        values = {name: _oversized(name, limit) for name, limit in (("state", MAX_STATE), ("scope", MAX_SCOPE))}
+        url = harness.authorize_url(client["client_id"], PKCE(), redirect_uri=long_redirect, nonce="n" * 2048, **values)
+        response = await harness.http.get(url)
+        assert response.status_code == 200
+    assert storage.writes["consent_ticket"] == 1
+    assert storage.largest_consent_ticket <= 6 * 1024
+
+
 async def test_the_browser_cookie_is_set_again_with_a_fresh_max_age_on_every_authorization_request(
     harness: Harness,
 ) -> None:
