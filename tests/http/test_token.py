@@ -311,6 +311,7 @@ async def test_a_client_whose_registration_expired_is_told_to_register_again(har
     [
         ("application/x-www-form-urlencoded; charset=foo", 400),
         ("application/x-www-form-urlencoded; charset=utf-16", 400),
+        ("application/x-www-form-urlencoded; charset=utf-8\x00", 400),  # codecs.lookup raises ValueError
         ("application/x-www-form-urlencoded; charset=UTF-8", 200),
         ('application/x-www-form-urlencoded; charset="utf-8"', 200),
         ("application/x-www-form-urlencoded;charset=ISO-8859-1", 200),

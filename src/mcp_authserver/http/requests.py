@@ -93,15 +93,15 @@ async def read_form(request: Request, *, limit: int = MAX_BODY) -> Params:
 
 
 def _form_encoding(parameters: str) -> str:
-    """The codec for the `charset` a form declares: UTF-8 (RFC 6749 appendix B), or its ASCII and
-    Latin-1 subsets that some HTTP libraries name by default. Anything else cannot be read as meant."""
+    """The codec for the `charset` a form declares: UTF-8 (RFC 6749 appendix B), or US-ASCII and
+    ISO-8859-1, which some HTTP libraries declare by default. Anything else cannot be read as meant."""
     for parameter in parameters.split(";"):
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset":
             charset = value.strip().strip('"').lower()
             try:
                 codec = codecs.lookup(charset).name
-            except LookupError:
+            except (LookupError, ValueError):  # ValueError: a NUL or surrogate in the name
                 codec = ""
             if codec not in _FORM_CODECS:
                 raise InvalidRequestError("the form body's charset must be UTF-8")
