@@ -128,7 +128,7 @@ class BearerAuthMiddleware:
             credentials = _bearer_credentials(authorization)
             if authorization is None or not credentials:
                 # RFC 6750 §3.1: no usable credentials (none, another scheme, an empty Bearer), so no error
-                # code; the challenge alone makes an MCP client start a login (MCP authorization §5).
+                # code; the challenge alone makes an MCP client start a login (RFC 9728 §5.1).
                 await self._reject(send, 401, None, None)
                 return
             if repeated or len(credentials.split()) != 1:
