@@ -45,7 +45,8 @@ async def test_an_unknown_client_gets_an_error_page_never_a_redirect(harness: Ha
 
 async def test_an_unregistered_redirect_uri_gets_an_error_page_never_a_redirect(harness: Harness) -> None:
     client = await harness.register()
-    for uri in ("https://evil.example/cb", "http://127.0.0.1:53682/other", "http://localhost:53682/callback"):
+    for uri in ("https://evil.example/cb", "http://127.0.0.1:53682/other", "http://localhost:53682/callback",
+                "http://[::1/callback"):  # fmt: skip
         response = await harness.http.get(harness.authorize_url(client["client_id"], PKCE(), redirect_uri=uri))
         assert response.status_code == 400, uri
         assert "location" not in response.headers

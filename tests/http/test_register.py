@@ -69,6 +69,8 @@ async def test_native_loopback_and_https_redirect_uris_are_accepted(harness: Har
         ({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"},
          "invalid_client_metadata"),
         ({"redirect_uris": ["https://a.example/cb"], "client_name": 42}, "invalid_client_metadata"),
+        ({"redirect_uris": ["https://[::1/cb"]}, "invalid_redirect_uri"),  # urlsplit raises ValueError
+        ({"redirect_uris": ["https://a.example/cb"], "client_uri": "https://[::1/"}, "invalid_client_metadata"),
     ],
 )  # fmt: skip
 async def test_unacceptable_metadata_is_refused_with_the_rfc7591_error(

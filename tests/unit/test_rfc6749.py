@@ -132,6 +132,12 @@ def test_only_http_loopback_redirect_uris_get_the_port_exception(registered: str
     assert not redirect_uri_matches(registered, presented)
 
 
+@pytest.mark.parametrize("presented", ["http://[::1/callback", "http://127.0.0.1:53682]/callback", "http://[x]/cb"])
+def test_a_presented_uri_that_cannot_be_parsed_matches_nothing(presented: str) -> None:
+    assert not redirect_uri_matches("http://127.0.0.1/callback", presented)
+    assert not redirect_uri_matches("http://[::1]/callback", presented)
+
+
 @pytest.mark.parametrize(
     ("registered", "presented"),
     [

@@ -54,7 +54,10 @@ def redirect_uri_matches(registered: str, presented: str) -> bool:
     """
     if registered == presented:
         return True
-    reg, pres = urlsplit(registered), urlsplit(presented)
+    try:
+        reg, pres = urlsplit(registered), urlsplit(presented)
+    except ValueError:  # e.g. an unclosed IPv6 literal: not a URI, so not a match
+        return False
     if reg.scheme != "http" or pres.scheme != "http" or not is_loopback_host(reg.hostname or ""):
         return False
     try:

@@ -45,7 +45,10 @@ def validate_redirect_uri(uri: Any) -> str:
     if any(char <= " " or unicodedata.category(char) == "Cc" for char in uri):
         # Checked before urlsplit, which silently drops tabs and newlines (bpo-43882).
         raise InvalidRedirectURIError("redirect URIs must not contain white space or control characters")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed IPv6 literal
+        raise InvalidRedirectURIError("each redirect URI must be a valid absolute URI") from None
     scheme = parts.scheme.lower()
     if not scheme or not _SCHEME.match(scheme):
         raise InvalidRedirectURIError(f"redirect URI {uri!r} is not an absolute URI")
@@ -180,7 +183,10 @@ def _list(body: Mapping[str, Any], name: str) -> list[str] | None:
 
 
 def _web_uri(name: str, value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise InvalidClientMetadataError(f"{name} must be an http(s) URL") from None
     if len(value) > _MAX_URI or parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidClientMetadataError(f"{name} must be an http(s) URL")
     return value
