@@ -4,6 +4,8 @@
 
 The proxy part is a small streaming reverse proxy: requests go on whole (MCP messages are small),
 responses come back chunk by chunk as the backend sends them, so SSE streams are not buffered.
+Hop-by-hop headers stop here both ways; the browser's cookies and client-supplied `Forwarded` /
+`X-Forwarded-*` never reach the backend.
 `auth.protect` (swap on, the default) has already replaced our token by the user's upstream token.
 
     export MCP_AUTHSERVER_...            # as in examples/starlette_host.py
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 import httpx
 from starlette.applications import Starlette
@@ -24,11 +26,31 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mcp_authserver import AuthServerSettings, EmbeddedAuthServer
 
-# RFC 9110 §7.6.1: connection-specific headers are not forwarded; Host and length are the client's to set.
-_NOT_FORWARDED = frozenset(
-    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
-     b"transfer-encoding", b"upgrade", b"host", b"content-length"}
+# RFC 9110 §7.6.1: hop-by-hop headers (and every header `Connection` names) end at each hop, in both
+# directions. Host and Content-Length are set by the HTTP client for the next hop.
+_HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection", b"te",
+     b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length"}
 )  # fmt: skip
+# Towards the backend, also nothing the browser or client asserts about itself: the browser's cookies
+# for this host are not the backend's, and Forwarded / X-Forwarded-* from a client are spoofable.
+_NOT_FROM_CLIENT = frozenset({b"cookie", b"forwarded"})
+
+
+def forwardable(headers: Iterable[tuple[bytes, bytes]], *, to_backend: bool) -> list[tuple[bytes, bytes]]:
+    """The headers that may cross this proxy, in their order."""
+    headers = list(headers)
+    dropped = set(_HOP_BY_HOP)
+    for name, value in headers:
+        if name.lower() == b"connection":
+            dropped.update(token.strip().lower() for token in value.split(b",") if token.strip())
+    if to_backend:
+        dropped |= _NOT_FROM_CLIENT
+    return [
+        (name, value)
+        for name, value in headers
+        if (lowered := name.lower()) not in dropped and not (to_backend and lowered.startswith(b"x-forwarded-"))
+    ]
 
 
 class ReverseProxy:
@@ -42,7 +64,7 @@ class ReverseProxy:
         if scope["type"] != "http":
             return
         body = await _read_body(receive)
-        headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _NOT_FORWARDED]
+        headers = forwardable(scope["headers"], to_backend=True)
         query = scope.get("query_string", b"").decode("latin-1")
         url = self.backend_url + (f"?{query}" if query else "")
         request = self.client.build_request(scope["method"], url, headers=headers, content=body)
@@ -53,7 +75,7 @@ class ReverseProxy:
             await send({"type": "http.response.body", "body": b""})
             return
         try:
-            out = [(name, value) for name, value in response.headers.raw if name.lower() not in _NOT_FORWARDED]
+            out = forwardable(response.headers.raw, to_backend=False)
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,16 @@ from starlette.applications import Starlette
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import HeadlessBrowser, build_mcp_app, demo_settings
 from mcp_authserver.oauth import rfc7636
+from mcp_authserver.storage import codec
+from mcp_authserver.storage.memory import InMemoryStorage
+from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.records import (
+    AuthorizationCodeRecord,
+    ClientRecord,
+    ConsentTicket,
+    PendingLogin,
+    UpstreamTokens,
+)
 from tests.conftest import FakeClock
 
 HOST, PORT = "127.0.0.1", 8000
@@ -80,6 +92,14 @@ class Harness:
         }
         return f"{ISSUER}/oauth/authorize?{urlencode({k: v for k, v in query.items() if v != ''})}"
 
+    async def approve(self, client_id: str) -> None:
+        """Approve the client on our consent page in this harness's browser (`http`, with its cookies)."""
+        page = await self.http.get(self.authorize_url(client_id, PKCE()))
+        match = re.search(r'name="ticket" value="([^"]+)"', page.text)
+        assert match, page.text
+        response = await self.http.post("/oauth/consent", data={"ticket": match.group(1), "decision": "approve"})
+        assert response.status_code == 303, response.text
+
     def browser(self, subject: str = "alice@example.com", redirect_uri: str = REDIRECT_URI) -> HeadlessBrowser:
         return HeadlessBrowser(redirect_uri, subject=subject, transport=self.transport)
 
@@ -133,12 +153,47 @@ def query_of(location: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
 
 
+class CountingStorage(InMemoryStorage):
+    """The real memory backend, counting the records it is asked to write: a test can then show that a
+    refused request left nothing behind (no client, consent ticket, pending login or code)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.writes: Counter[str] = Counter()
+        self.largest_consent_ticket = 0
+        """Bytes of the largest consent ticket written, as a byte-storing backend (Redis) would store it."""
+
+    async def put_client(self, client: ClientRecord, *, ttl: float | None) -> None:
+        self.writes["client"] += 1
+        await super().put_client(client, ttl=ttl)
+
+    async def put_consent_ticket(self, ticket_hash: str, ticket: ConsentTicket, *, ttl: float) -> None:
+        self.writes["consent_ticket"] += 1
+        self.largest_consent_ticket = max(self.largest_consent_ticket, len(codec.encode(ticket).encode()))
+        await super().put_consent_ticket(ticket_hash, ticket, ttl=ttl)
+
+    async def put_pending_login(self, state_hash: str, pending: PendingLogin, *, ttl: float) -> None:
+        self.writes["pending_login"] += 1
+        await super().put_pending_login(state_hash, pending, ttl=ttl)
+
+    async def put_code(
+        self, code_hash: str, record: AuthorizationCodeRecord, upstream: UpstreamTokens, *, ttl: float
+    ) -> None:
+        self.writes["code"] += 1
+        await super().put_code(code_hash, record, upstream, ttl=ttl)
+
+
 @contextlib.asynccontextmanager
 async def running_harness(
-    clock: FakeClock, upstream_url: str, *, http_client: httpx.AsyncClient | None = None, **overrides: Any
+    clock: FakeClock,
+    upstream_url: str,
+    *,
+    http_client: httpx.AsyncClient | None = None,
+    backend: Storage | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Harness]:
     settings = demo_settings(host=HOST, port=PORT, upstream_url=upstream_url, **overrides)
-    auth = EmbeddedAuthServer(settings, clock=clock, http_client=http_client)
+    auth = EmbeddedAuthServer(settings, clock=clock, http_client=http_client, storage=backend)
     app = build_mcp_app(auth)
     transport = SplitTransport(app)
     async with (

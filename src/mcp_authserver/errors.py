@@ -97,7 +97,7 @@ class InvalidRequestError(OAuthError):
 
 
 class InvalidClientError(OAuthError):
-    """RFC 6749 §5.2: 401, with `WWW-Authenticate` when the client tried HTTP authentication."""
+    """RFC 6749 §5.2: 401, always with `WWW-Authenticate` (RFC 7235 §3.1)."""
 
     error = "invalid_client"
     status_code = 401

@@ -15,7 +15,7 @@ from typing import Any
 
 from mcp_authserver._clock import Clock
 from mcp_authserver._crypto import credential_hash, fingerprint, new_secret, open_sealed, seal_to
-from mcp_authserver.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from mcp_authserver.errors import InvalidGrantError, InvalidScopeError
 from mcp_authserver.oauth import rfc7636
 from mcp_authserver.oauth.rfc6749 import parse_scope
 from mcp_authserver.oauth.rfc8707 import check_resource
@@ -116,7 +116,8 @@ class GrantService:
         if (request.redirect_uri_provided or redirect_uri is not None) and redirect_uri != request.redirect_uri:
             raise InvalidGrantError("redirect_uri does not match the authorization request")
         if not code_verifier:
-            raise InvalidRequestError("code_verifier is required (PKCE)")
+            # Pinned decision (docs/security.md): a missing verifier is invalid_grant, like a wrong one.
+            raise InvalidGrantError("code_verifier is required (PKCE)")
         if not rfc7636.verify(code_verifier, request.code_challenge):
             raise InvalidGrantError("code_verifier does not match the code_challenge")
         if resources:

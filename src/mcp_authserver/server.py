@@ -178,13 +178,20 @@ class EmbeddedAuthServer:
         target = router.router if hasattr(router, "router") and hasattr(router.router, "routes") else router
         target.routes[0:0] = self.starlette_routes()
 
-    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] = (), swap: bool = True) -> ASGIApp:
+    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] | None = None, swap: bool = True) -> ASGIApp:
         """Wrap the MCP endpoint: only requests bearing a valid access token of ours get through.
+
+        `required_scopes` defaults to what the 401 challenge asks for: `default_scopes` without
+        `offline_access` (which is about refresh tokens, not about this resource). A token without
+        them gets 403 `insufficient_scope`, so a client that asked for less cannot use the endpoint
+        the challenge told it how to reach. Pass `()` to require none.
 
         With `swap` (the default, for proxies) the request then carries the user's upstream token
         instead of ours (`UpstreamSwapMiddleware`); an MCP server that serves its own tools and
         never calls the upstream passes `swap=False`.
         """
+        if required_scopes is None:
+            required_scopes = [scope for scope in self.settings.default_scopes if scope != "offline_access"]
         if swap:
             app = UpstreamSwapMiddleware(
                 app,

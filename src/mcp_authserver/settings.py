@@ -12,6 +12,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -28,7 +29,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from mcp_authserver.errors import ConfigurationError
-from mcp_authserver.oauth.urls import canonical_url
+from mcp_authserver.oauth.rfc7591 import has_iss_parameter
+from mcp_authserver.oauth.urls import canonical_url, is_loopback_host
 
 __all__ = [
     "ENV_PREFIX",
@@ -331,6 +333,9 @@ class StaticClientSettings(_Group):
         method = self.token_endpoint_auth_method
         if method is not None and (method == "none") != (self.client_secret is None):
             raise ValueError("client_secret goes with a client_secret_* method, and only with one")
+        if any(has_iss_parameter(uri) for uri in self.redirect_uris):
+            # Every authorization response gets our own `iss` (RFC 9207 section 2): a second one is a mix-up risk.
+            raise ValueError("redirect_uris must not carry an iss query parameter")
         return self
 
 
@@ -353,6 +358,9 @@ class AuthServerSettings(BaseSettings):
     default_scopes: WordList = Field(default_factory=lambda: ["mcp"])
     """Granted when a client asks for no scope, and named in the 401 challenge."""
     cors_origins: WordList = Field(default_factory=lambda: ["*"])
+    allow_insecure_http: bool = False
+    """Accept an `http://` issuer or resource outside loopback: only when TLS terminates in front of
+    this server (the public URL is still https) or on a private development network."""
     upstream: UpstreamSettings
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     consent: ConsentSettings = Field(default_factory=ConsentSettings)
@@ -386,6 +394,14 @@ class AuthServerSettings(BaseSettings):
         for scope in self.scopes_supported:
             if not scope or any(c in scope for c in ' "\\') or not scope.isprintable():
                 raise ValueError(f"scope {scope!r} is not a valid RFC 6749 §3.3 scope token")
+        if not self.allow_insecure_http:
+            # OAuth 2.1 §1.5 / RFC 8414 §2: codes and tokens travel to these URLs; plain http only on loopback.
+            for name, url in (("issuer", self.issuer), ("resource", self.resource)):
+                if url.startswith("http://") and not is_loopback_host(urlsplit(url).hostname or ""):
+                    raise ValueError(
+                        f"{name} must use https outside loopback; set allow_insecure_http=true only if TLS "
+                        "terminates in front of this server or on a private development network"
+                    )
         return self
 
     def __init__(self, **values: Any) -> None:

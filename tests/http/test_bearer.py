@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -18,7 +20,7 @@ from mcp_authserver import BearerAuthMiddleware, EmbeddedAuthServer, get_princip
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.tokens.keys import SigningKey
 from tests.conftest import FakeClock
-from tests.harness import RESOURCE, Harness
+from tests.harness import PKCE, RESOURCE, Harness
 
 pytestmark = pytest.mark.anyio
 
@@ -78,18 +80,79 @@ async def test_a_token_from_another_issuer_such_as_the_upstream_is_refused(harne
     assert (await harness.call_mcp(token)).status_code == 401
 
 
-async def test_a_token_in_the_query_string_is_refused(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic YWxpY2U6c2VjcmV0"},
+        {"Authorization": "Digest username=alice"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer    "},
+        {"Authorization": "Bearertoken"},
+    ],
+)
+async def test_a_request_without_a_usable_bearer_token_gets_the_login_challenge_without_an_error(
+    harness: Harness, headers: dict[str, str]
+) -> None:
+    # RFC 6750 §3.1: no credentials presented (none, another scheme, an empty Bearer), so no error code.
+    response = await harness.http.post("/mcp", json={}, headers=headers)
+    assert response.status_code == 401
+    challenge = _challenge(response)
+    assert challenge.startswith(f'Bearer resource_metadata="{METADATA}", scope="mcp"')
+    assert "error=" not in challenge
+
+
+async def test_a_token_only_in_the_query_string_is_not_a_credential_and_gets_the_login_challenge(
+    harness: Harness,
+) -> None:
     client = await harness.register()
     tokens = await harness.tokens_for(client["client_id"])
-    response = await harness.http.post(f"/mcp?access_token={tokens['access_token']}", json={})
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_request"
+    response = await harness.http.post(f"/mcp?x=1&access_token={tokens['access_token']}", json={})
+    assert response.status_code == 401
+    assert f'resource_metadata="{METADATA}"' in _challenge(response)
+    assert "error=" not in _challenge(response)
 
 
-async def test_a_malformed_authorization_header_is_400(harness: Harness) -> None:
-    response = await harness.http.post("/mcp", json={}, headers={"Authorization": "Bearer a b"})
+async def test_a_token_sent_both_in_the_header_and_the_query_string_is_400_invalid_request(harness: Harness) -> None:
+    client = await harness.register()
+    token = (await harness.tokens_for(client["client_id"]))["access_token"]
+    assert (await harness.call_mcp(token)).status_code == 200  # cached now: the check must not be skipped
+    response = await harness.http.post(
+        f"/mcp?access_token={token}", json={}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+    assert 'error="invalid_request"' in _challenge(response)
+
+
+async def test_two_bearer_values_are_401_invalid_token(harness: Harness) -> None:
+    client = await harness.register()
+    token = (await harness.tokens_for(client["client_id"]))["access_token"]
+    assert (await harness.call_mcp(token)).status_code == 200
+    for headers in (
+        [("Authorization", f"Bearer {token} {token}")],
+        [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {token}")],
+    ):
+        response = await harness.http.post("/mcp", json={}, headers=headers)
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in _challenge(response)
+        assert f'resource_metadata="{METADATA}"' in _challenge(response)
+
+
+async def test_a_signed_token_whose_claims_repeat_a_name_is_401_invalid_token(harness: Harness) -> None:
+    client = await harness.register()
+    issued = (await harness.tokens_for(client["client_id"], subject="alice"))["access_token"]
+    key = harness.auth.key_provider.signing_key
+    claims = jwt.decode(issued, options={"verify_signature": False})
+    header = json.dumps({"alg": key.algorithm, "typ": "at+jwt", "kid": key.kid}).encode()
+    payload = (json.dumps(claims)[:-1] + ', "sub": "mallory"}').encode()
+    signing_input = b".".join(base64.urlsafe_b64encode(part).rstrip(b"=") for part in (header, payload))
+    signature = jwt.get_algorithm_by_name(key.algorithm).sign(signing_input, key.private_key)
+    token = f"{signing_input.decode()}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    response = await harness.call_mcp(token)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in _challenge(response)
+    assert (await harness.call_mcp(issued)).status_code == 200
 
 
 async def test_cors_preflights_are_answered_before_authentication(harness: Harness) -> None:
@@ -155,6 +218,31 @@ async def test_insufficient_scope_is_403_naming_the_needed_scope(
     ok = await http.get("/api/v1/mcp", headers={"Authorization": f"Bearer {strong.token}"})
     assert ok.status_code == 200
     assert ok.json() == {"sub": "a", "sdk_subject": "a"}
+
+
+async def test_by_default_protect_requires_the_scopes_its_challenge_asks_for(harness: Harness) -> None:
+    client = await harness.register()
+    pkce = PKCE()
+    landed = await harness.login(client["client_id"], pkce, scope="offline_access")
+    redeemed = await harness.redeem(client["client_id"], landed["code"], pkce)
+    assert redeemed.json()["scope"] == "offline_access"
+    without_mcp = redeemed.json()["access_token"]
+    response = await harness.call_mcp(without_mcp)
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in _challenge(response)
+    assert 'scope="mcp"' in _challenge(response)
+    with_mcp = await harness.tokens_for(client["client_id"])
+    assert (await harness.call_mcp(with_mcp["access_token"])).status_code == 200
+
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"ok": True})(scope, receive, send)
+
+    # An explicit empty tuple still means: no scope required.
+    open_app = harness.auth.protect(ok, required_scopes=(), swap=False)
+    transport = httpx.ASGITransport(app=open_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        allowed = await http.get("/", headers={"Authorization": f"Bearer {without_mcp}"})
+    assert allowed.status_code == 200
 
 
 async def test_a_host_mounted_under_a_path_prefix_serves_its_path_suffixed_resource_metadata(

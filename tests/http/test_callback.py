@@ -7,15 +7,16 @@ import re
 import httpx
 import pytest
 
-from tests.harness import ISSUER, PKCE, REDIRECT_URI, Harness, query_of
+from tests.conftest import FakeClock
+from tests.harness import ISSUER, PKCE, REDIRECT_URI, CountingStorage, Harness, query_of, running_harness
 
 pytestmark = pytest.mark.anyio
 
 
-async def _upstream_redirect(harness: Harness) -> str:
+async def _upstream_redirect(harness: Harness, client_id: str | None = None) -> str:
     """Consent given; returns the URL of the upstream's authorization endpoint we were sent to."""
-    client = await harness.register()
-    page = await harness.http.get(harness.authorize_url(client["client_id"], PKCE()))
+    client_id = client_id or (await harness.register())["client_id"]
+    page = await harness.http.get(harness.authorize_url(client_id, PKCE()))
     match = re.search(r'name="ticket" value="([^"]+)"', page.text)
     assert match
     response = await harness.http.post("/oauth/consent", data={"ticket": match.group(1), "decision": "approve"})
@@ -101,3 +102,18 @@ async def test_a_login_that_takes_longer_than_the_login_ttl_must_start_again(har
     harness.clock.advance(601)
     response = await harness.http.get(callback)
     assert response.status_code == 400
+
+
+async def test_a_client_deleted_during_the_login_gets_no_code_and_no_redirect(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    storage = CountingStorage(clock)
+    async with running_harness(clock, upstream_url, backend=storage) as harness:
+        client_id = (await harness.register())["client_id"]
+        callback = await _upstream_login(harness, await _upstream_redirect(harness, client_id))
+        await storage.delete_client(client_id)  # the registration expired or was removed meanwhile
+        response = await harness.http.get(callback)
+        assert response.status_code == 400
+        assert "location" not in response.headers
+        assert "no longer registered" in response.text
+    assert storage.writes["code"] == 0

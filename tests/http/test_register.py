@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from mcp_authserver._crypto import credential_hash
 from tests.conftest import FakeClock
-from tests.harness import Harness, running_harness
+from tests.harness import CountingStorage, Harness, running_harness
 
 pytestmark = pytest.mark.anyio
 
@@ -71,6 +71,8 @@ async def test_native_loopback_and_https_redirect_uris_are_accepted(harness: Har
         ({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"},
          "invalid_client_metadata"),
         ({"redirect_uris": ["https://a.example/cb"], "client_name": 42}, "invalid_client_metadata"),
+        ({"redirect_uris": ["https://[::1/cb"]}, "invalid_redirect_uri"),  # urlsplit raises ValueError
+        ({"redirect_uris": ["https://a.example/cb"], "client_uri": "https://[::1/"}, "invalid_client_metadata"),
     ],
 )  # fmt: skip
 async def test_unacceptable_metadata_is_refused_with_the_rfc7591_error(
@@ -84,10 +86,88 @@ async def test_unacceptable_metadata_is_refused_with_the_rfc7591_error(
 async def test_malformed_bodies_are_invalid_requests_not_server_errors(harness: Harness) -> None:
     not_json = await harness.http.post("/oauth/register", content=b"{", headers={"Content-Type": "application/json"})
     assert (not_json.status_code, not_json.json()["error"]) == (400, "invalid_request")
-    a_list = await harness.http.post("/oauth/register", json=["https://a.example/cb"])
-    assert (a_list.status_code, a_list.json()["error"]) == (400, "invalid_request")
     form = await harness.http.post("/oauth/register", data={"redirect_uris": "https://a.example/cb"})
     assert (form.status_code, form.json()["error"]) == (400, "invalid_request")
+    latin1 = await harness.http.post(
+        "/oauth/register", content=b'{"client_name": "\xe9"}', headers={"Content-Type": "application/json"}
+    )
+    assert (latin1.status_code, latin1.json()["error"]) == (400, "invalid_request")
+
+
+def _raw_json(text: str) -> dict[str, Any]:
+    """Keyword arguments posting `text` as it is (httpx would re-encode a Python value)."""
+    return {"content": text.encode("utf-8"), "headers": {"Content-Type": "application/json"}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 1000 + "]" * 1000,
+        '{"redirect_uris": ["https://a.example/cb"], "x": ' + "[" * 1000 + "]" * 1000 + "}",
+        '{"redirect_uris": ["https://a.example/cb"], "x": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}",
+        '{"redirect_uris": ["https://a.example/cb"], "x": ' + "[" * 17 + "]" * 17 + "}",
+    ],
+    ids=["array", "array-in-object", "objects-in-object", "just-too-deep"],
+)
+async def test_deeply_nested_json_is_400_and_stores_nothing(clock: FakeClock, upstream_url: str, body: str) -> None:
+    storage = CountingStorage(clock)
+    async with running_harness(clock, upstream_url, backend=storage) as harness:
+        response = await harness.http.post("/oauth/register", **_raw_json(body))
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_request"
+        assert "nests deeper" in response.json()["error_description"]
+        shallow = '{"redirect_uris": ["https://a.example/cb"], "x": ' + "[" * 15 + "]" * 15 + "}"
+        assert (await harness.http.post("/oauth/register", **_raw_json(shallow))).status_code == 201
+    assert storage.writes["client"] == 1
+
+
+@pytest.mark.parametrize("body", ['["https://a.example/cb"]', '"https://a.example/cb"', "42", "null", "true"])
+async def test_a_body_that_is_not_a_json_object_is_invalid_client_metadata(harness: Harness, body: str) -> None:
+    response = await harness.http.post("/oauth/register", **_raw_json(body))
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_client_metadata")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        '"client_name": "Evil \\ud800"',
+        '"contacts": ["ops@example.com", "\\udfff"]',
+        '"client_uri": "https://app.example/\\ud800"',
+        '"software_version": "1.0\\ud83d"',
+        '"redirect_uris": ["https://a.example/cb\\ud800"]',
+        '"\\ud800": "an unknown member"',
+    ],
+)
+async def test_a_string_that_cannot_be_encoded_is_invalid_client_metadata_and_nothing_is_stored(
+    clock: FakeClock, upstream_url: str, metadata: str
+) -> None:
+    storage = CountingStorage(clock)
+    async with running_harness(clock, upstream_url, backend=storage) as harness:
+        body = '{"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none", ' + metadata + "}"
+        if metadata.startswith('"redirect_uris"'):
+            body = '{"token_endpoint_auth_method": "none", ' + metadata + "}"
+        response = await harness.http.post("/oauth/register", **_raw_json(body))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_client_metadata"
+    assert storage.writes["client"] == 0
+
+
+async def test_a_scope_outside_scopes_supported_is_invalid_client_metadata(harness: Harness) -> None:
+    for scope in ("admin", "mcp admin", "openid"):
+        response = await harness.http.post(
+            "/oauth/register", json={"redirect_uris": ["https://a.example/cb"], "scope": scope}
+        )
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_client_metadata"), scope
+    accepted = await harness.register(scope="mcp offline_access")
+    assert accepted["scope"] == "mcp offline_access"
+
+
+async def test_a_redirect_uri_that_already_carries_iss_is_refused(harness: Harness) -> None:
+    # RFC 9207 §2: we append `iss` to every authorization response; a second one invites a mix-up.
+    response = await harness.http.post(
+        "/oauth/register", json={"redirect_uris": ["https://a.example/cb?iss=https%3A%2F%2Fattacker.example"]}
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_redirect_uri")
 
 
 async def test_an_oversized_body_is_refused_with_413(harness: Harness) -> None:
@@ -95,6 +175,20 @@ async def test_an_oversized_body_is_refused_with_413(harness: Harness) -> None:
     response = await harness.http.post("/oauth/register", json=huge)
     assert response.status_code == 413
     assert response.json()["error"] == "invalid_request"
+
+
+async def test_client_metadata_is_at_most_8_kib(harness: Harness) -> None:
+    # Ten redirect URIs of 200 characters and every descriptive field: a large real registration.
+    uris = [f"https://app{index}.example/{'c' * 180}" for index in range(10)]
+    large = {
+        "redirect_uris": uris, "client_name": "n" * 256, "client_uri": "https://app.example/" + "u" * 200,
+        "logo_uri": "https://app.example/" + "l" * 200, "contacts": ["ops@example.com"] * 10, "scope": "mcp",
+    }  # fmt: skip
+    assert (await harness.http.post("/oauth/register", json=large)).status_code == 201
+    padded = {**large, "unknown_extension": "p" * 6000}
+    response = await harness.http.post("/oauth/register", json=padded)
+    assert response.status_code == 413
+    assert "8192" in response.json()["error_description"]
 
 
 async def test_registration_can_be_turned_off(clock: FakeClock, upstream_url: str) -> None:

@@ -57,6 +57,9 @@ async def test_revocation_requires_client_authentication_and_a_token(harness: Ha
     client = await harness.register(token_endpoint_auth_method="client_secret_post")
     unauthenticated = await harness.http.post("/oauth/revoke", data={"token": "x", "client_id": client["client_id"]})
     assert (unauthenticated.status_code, unauthenticated.json()["error"]) == (401, "invalid_client")
+    assert unauthenticated.headers["www-authenticate"] == 'Basic realm="oauth", charset="UTF-8"'
+    unknown = await harness.http.post("/oauth/revoke", data={"token": "x", "client_id": "no-such-client"})
+    assert (unknown.status_code, unknown.headers["www-authenticate"]) == (401, 'Basic realm="oauth", charset="UTF-8"')
     missing = await harness.http.post(
         "/oauth/revoke", data={"client_id": client["client_id"], "client_secret": client["client_secret"]}
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import jwt
 import pytest
 
@@ -53,7 +55,7 @@ async def test_a_wrong_verifier_is_invalid_grant_and_does_not_spend_the_code(har
 @pytest.mark.parametrize(
     ("change", "error"),
     [
-        ({"code_verifier": ""}, "invalid_request"),
+        ({"code_verifier": ""}, "invalid_grant"),  # pinned: missing or wrong, invalid_grant (security.md §4.1)
         ({"redirect_uri": "http://127.0.0.1:53682/elsewhere"}, "invalid_grant"),
         ({"redirect_uri": ""}, "invalid_grant"),
         ({"resource": "https://other.example/mcp"}, "invalid_target"),
@@ -130,6 +132,17 @@ async def test_client_authentication_failures_are_401_invalid_client(harness: Ha
 
     malformed = await harness.http.post("/oauth/token", data=form, headers={"Authorization": "Basic %%%"})
     assert (malformed.status_code, malformed.json()["error"]) == (401, "invalid_client")
+
+    other_scheme = await harness.http.post(
+        "/oauth/token", data={**form, "client_id": client["client_id"]}, headers={"Authorization": "Bearer x"}
+    )
+    assert (other_scheme.status_code, other_scheme.json()["error"]) == (401, "invalid_client")
+
+    # RFC 6749 §5.2 / RFC 7235 §3.1: every 401 names the scheme that works, whether or not Basic was tried.
+    refusals = {"wrong_secret": wrong_secret, "as_post": as_post, "no_secret": no_secret, "unknown": unknown,
+                "malformed": malformed, "other_scheme": other_scheme}  # fmt: skip
+    for name, response in refusals.items():
+        assert response.headers.get("www-authenticate") == 'Basic realm="oauth", charset="UTF-8"', name
 
     assert (await harness.token(form, basic=(client["client_id"], client["client_secret"]))).status_code == 200
 
@@ -291,3 +304,30 @@ async def test_a_client_whose_registration_expired_is_told_to_register_again(har
     harness.clock.advance(31 * 86400)
     response = await harness.refresh(client["client_id"], tokens["refresh_token"])
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/x-www-form-urlencoded; charset=foo", 400),
+        ("application/x-www-form-urlencoded; charset=utf-16", 400),
+        ("application/x-www-form-urlencoded; charset=utf-8\x00", 400),  # codecs.lookup raises ValueError
+        ("application/x-www-form-urlencoded; charset=UTF-8", 200),
+        ('application/x-www-form-urlencoded; charset="utf-8"', 200),
+        ("application/x-www-form-urlencoded;charset=ISO-8859-1", 200),
+        ("application/x-www-form-urlencoded", 200),
+    ],
+)
+async def test_a_form_in_a_charset_we_cannot_read_is_invalid_request(
+    harness: Harness, content_type: str, status: int
+) -> None:
+    client = await harness.register()
+    tokens = await harness.tokens_for(client["client_id"])
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client["client_id"]}
+    response = await harness.http.post(
+        "/oauth/token", content=urlencode(form).encode(), headers={"Content-Type": content_type}
+    )
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["error"] == "invalid_request"
+        assert (await harness.refresh(client["client_id"], tokens["refresh_token"])).status_code == 200

@@ -148,6 +148,7 @@ def cluster(upstream_url: str, redis_url: str, tmp_path_factory: pytest.TempPath
     env = {
         **os.environ,
         "MCP_AUTHSERVER_ISSUER": ISSUER,
+        "MCP_AUTHSERVER_ALLOW_INSECURE_HTTP": "true",  # http://mcp.test: a private test network
         "MCP_AUTHSERVER_RESOURCE": RESOURCE,
         "MCP_AUTHSERVER_UPSTREAM__ISSUER": upstream_url,
         "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID": DEMO_CLIENT_ID,

@@ -396,3 +396,35 @@ def test_the_cache_is_bounded_by_dropping_the_oldest_entry(key_a: SigningKey, cl
     verifier.verify(third)
     assert verifier.verify(second) is cached_second
     assert verifier.verify(first) is not cached_first
+
+
+# Repeated member names (RFC 7515 §4, RFC 7519 §4)
+
+
+def sign_raw(key: SigningKey, header_json: str, payload_json: str) -> str:
+    """A JWS over exactly these JSON texts, so a test can repeat a member name that a dict could not."""
+    segments = [header_json.encode(), payload_json.encode()]
+    signing_input = b".".join(base64.urlsafe_b64encode(segment).rstrip(b"=") for segment in segments)
+    signature = jwt.get_algorithm_by_name(key.algorithm).sign(signing_input, key.private_key)
+    return f"{signing_input.decode()}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+def test_a_raw_signed_token_without_repeats_verifies(key_a: SigningKey, clock: FakeClock) -> None:
+    header = json.dumps({"alg": key_a.algorithm, "typ": "at+jwt", "kid": key_a.kid})
+    principal = verifier_for(key_a, clock=clock).verify(sign_raw(key_a, header, json.dumps(claims_at(clock))))
+    assert principal.subject == "alice"
+
+
+def test_a_token_whose_claims_repeat_a_name_is_rejected(key_a: SigningKey, clock: FakeClock) -> None:
+    header = json.dumps({"alg": key_a.algorithm, "typ": "at+jwt", "kid": key_a.kid})
+    payload = json.dumps(claims_at(clock))[:-1] + ', "sub": "mallory"}'
+    with pytest.raises(InvalidTokenError, match="repeats"):
+        verifier_for(key_a, clock=clock).verify(sign_raw(key_a, header, payload))
+
+
+def test_a_token_whose_header_repeats_a_name_is_rejected(
+    key_a: SigningKey, key_b: SigningKey, clock: FakeClock
+) -> None:
+    header = json.dumps({"alg": key_a.algorithm, "typ": "at+jwt", "kid": key_b.kid})[:-1] + f', "kid": "{key_a.kid}"}}'
+    with pytest.raises(InvalidTokenError, match="repeats"):
+        verifier_for(key_a, key_b, clock=clock).verify(sign_raw(key_a, header, json.dumps(claims_at(clock))))

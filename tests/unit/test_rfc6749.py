@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from mcp_authserver.errors import InvalidScopeError
-from mcp_authserver.oauth.rfc6749 import add_query, parse_scope, redirect_uri_matches, select_scopes
+from mcp_authserver.oauth.rfc6749 import (
+    add_query,
+    error_description,
+    parse_scope,
+    redirect_uri_matches,
+    select_scopes,
+)
 
 # parse_scope
 
@@ -125,6 +132,12 @@ def test_only_http_loopback_redirect_uris_get_the_port_exception(registered: str
     assert not redirect_uri_matches(registered, presented)
 
 
+@pytest.mark.parametrize("presented", ["http://[::1/callback", "http://127.0.0.1:53682]/callback", "http://[x]/cb"])
+def test_a_presented_uri_that_cannot_be_parsed_matches_nothing(presented: str) -> None:
+    assert not redirect_uri_matches("http://127.0.0.1/callback", presented)
+    assert not redirect_uri_matches("http://[::1]/callback", presented)
+
+
 @pytest.mark.parametrize(
     ("registered", "presented"),
     [
@@ -215,3 +228,26 @@ def test_parameter_values_are_percent_encoded_so_they_cannot_inject_parameters()
     query = urlsplit(result).query
     assert parse_qsl(query) == [("error_description", "a b&code=stolen#x")]
     assert "#" not in result
+
+
+# error_description
+
+DESCRIPTION_CHARSET = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("code_challenge is required", "code_challenge is required"),
+        ("see OAuth 2.1 \u00a74.1.1", "see OAuth 2.1 section 4.1.1"),
+        ('grant_type "x" is not supported', "grant_type 'x' is not supported"),
+        ("C:\\path", "C:/path"),
+        ("caf\u00e9 \u2603 \ud800", "caf? ? ?"),
+        ("line\nbreak\ttab\x00\x7f", "line?break?tab??"),
+    ],
+)
+def test_an_error_description_is_confined_to_the_rfc6749_character_set(text: str, expected: str) -> None:
+    # RFC 6749 §5.2: error-description = 1*( %x20-21 / %x23-5B / %x5D-7E )
+    described = error_description(text)
+    assert described == expected
+    assert DESCRIPTION_CHARSET.fullmatch(described)

@@ -38,5 +38,11 @@ def test_an_error_is_sent_without_a_description_when_none_is_given() -> None:
 
 
 def test_quotes_and_backslashes_in_values_are_escaped() -> None:
-    challenge = www_authenticate(resource_metadata=PRM, error="invalid_token", description='bad "kid" in C:\\keys')
-    assert challenge.endswith('error_description="bad \\"kid\\" in C:\\\\keys"')
+    challenge = www_authenticate(resource_metadata='https://h/a"b\\c', error="invalid_token")
+    assert challenge.startswith('Bearer resource_metadata="https://h/a\\"b\\\\c"')
+
+
+def test_the_description_keeps_to_the_rfc6750_character_set() -> None:
+    # RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E, so no quote, backslash or non-ASCII.
+    challenge = www_authenticate(resource_metadata=PRM, error="invalid_token", description='bad "kid" in C:\\keys §4 é')
+    assert challenge.endswith("error_description=\"bad 'kid' in C:/keys section 4 ?\"")

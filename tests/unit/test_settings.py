@@ -235,6 +235,32 @@ def test_a_supported_scope_outside_the_scope_token_grammar_is_rejected(environme
     assert "scope token" in configuration_error()
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MCP_AUTHSERVER_ISSUER", "http://auth.example.com"),
+        ("MCP_AUTHSERVER_RESOURCE", "http://mcp.example.com/mcp"),
+        ("MCP_AUTHSERVER_ISSUER", "http://10.0.0.5:8000"),
+    ],
+)
+def test_plain_http_outside_loopback_is_refused_unless_tls_terminates_in_front(
+    environment: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    environment.setenv(name, value)
+    message = configuration_error()
+    assert name in message
+    assert "MCP_AUTHSERVER_ALLOW_INSECURE_HTTP" in message
+    environment.setenv("MCP_AUTHSERVER_ALLOW_INSECURE_HTTP", "true")
+    assert value in (AuthServerSettings().issuer, AuthServerSettings().resource)
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"])
+def test_plain_http_on_loopback_needs_no_setting(environment: pytest.MonkeyPatch, origin: str) -> None:
+    environment.setenv("MCP_AUTHSERVER_ISSUER", origin)
+    environment.setenv("MCP_AUTHSERVER_RESOURCE", f"{origin}/mcp")
+    assert AuthServerSettings().issuer == origin
+
+
 def test_an_authorization_code_may_live_ten_minutes_but_no_longer(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("MCP_AUTHSERVER_TOKENS__AUTHORIZATION_CODE_TTL", "PT10M")
     assert AuthServerSettings().tokens.authorization_code_ttl == timedelta(minutes=10)
@@ -288,6 +314,17 @@ def test_a_static_client_with_a_secret_cannot_use_the_none_method(environment: p
     message = configuration_error()
     assert "MCP_AUTHSERVER_CLIENTS" in message
     assert CLIENT_SECRET not in message
+
+
+def test_a_static_client_whose_redirect_uri_carries_iss_is_rejected(environment: pytest.MonkeyPatch) -> None:
+    client = {"client_id": "c", "redirect_uris": ["https://a.example/cb", "https://a.example/cb?iss=https://x"]}
+    environment.setenv("MCP_AUTHSERVER_CLIENTS", json.dumps([client]))
+    message = configuration_error()
+    assert "MCP_AUTHSERVER_CLIENTS" in message
+    assert "iss" in message
+    client["redirect_uris"] = ["https://a.example/cb?tenant=1"]
+    environment.setenv("MCP_AUTHSERVER_CLIENTS", json.dumps([client]))
+    assert AuthServerSettings().clients[0].redirect_uris == ["https://a.example/cb?tenant=1"]
 
 
 # Secrets stay secret

@@ -1,8 +1,10 @@
 """GET /oauth/authorize and POST /oauth/consent: validate, ask the user, then go upstream.
 
 OAuth 2.1 §4.1.2.1 fixes the order: until the client and its redirect URI are known to be valid,
-errors are shown here and never redirected; after that they go back to the client with `state`
-and `iss`.
+errors are shown here and never redirected. After that they go back to the client with `state`
+and `iss`, but only to a client this browser has approved on our consent page before (or one the
+operator trusts): anyone can register a client with any redirect URI, so redirecting the errors of
+an unknown one would make us an open redirector (RFC 9700 §4.11.2).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from mcp_authserver.errors import (
     UpstreamError,
 )
 from mcp_authserver.http import consent_page
-from mcp_authserver.http.browser import BrowserBinding
+from mcp_authserver.http.authorization_limits import (
+    MAX_AUTHORIZATION_REQUEST,
+    check_parameter_sizes,
+    check_query_length,
+)
+from mcp_authserver.http.browser import BrowserBinding, approval_hash
 from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.requests import Params, query_params, read_form
 from mcp_authserver.http.responses import error_page, error_redirect, redirect
@@ -43,24 +50,42 @@ class AuthorizationFlow:
         self.browser = browser
         self.login_ttl = ctx.settings.tokens.login_ttl.total_seconds()
         self.trusted = frozenset(ctx.settings.consent.trusted_client_ids)
+        # An approval is remembered as long as an unused registration is.
+        self.approval_ttl = ctx.settings.registration.client_ttl.total_seconds()
 
     async def authorize(self, request: Request) -> Response:
-        params = query_params(request) if request.method == "GET" else await read_form(request)
+        if request.method == "GET":
+            check_query_length(request.scope.get("query_string", b""))
+            params = query_params(request)
+        else:
+            params = await read_form(request, limit=MAX_AUTHORIZATION_REQUEST)
+        check_parameter_sizes(params)
         client, redirect_uri, provided = await self._client_and_redirect(params)
-        state = params.get("state")
+        browser_id, is_new = self.browser.ensure(request)
+        known_browser = None if is_new else browser_id
         try:
             auth_request = self._validate(params, client, redirect_uri, provided)
         except OAuthError as exc:
-            return error_redirect(redirect_uri, exc, state=state, issuer=self.ctx.issuer)
+            if not await self._may_redirect_errors(client.client_id, known_browser):
+                raise  # shown on our page
+            return error_redirect(redirect_uri, exc, state=params.get("state"), issuer=self.ctx.issuer)
 
-        browser_id, is_new = self.browser.ensure(request)
         try:
             response = await self._ask_consent(client, auth_request, credential_hash(browser_id))
         except StorageError as exc:
+            if not await self._may_redirect_errors(client.client_id, known_browser):
+                raise  # a 503 page
             response = self._unavailable(auth_request, exc, status=302)
-        if is_new:
-            self.browser.set(response, browser_id)
+        # Set on every authorization request, so the cookie outlives the login it is starting.
+        self.browser.set(response, browser_id)
         return response
+
+    async def _may_redirect_errors(self, client_id: str, browser_id: str | None) -> bool:
+        """Whether errors may go to this client's redirect URI: the operator trusts the client, or this
+        browser approved it on our consent page before (RFC 9700 §4.11.2)."""
+        if client_id in self.trusted:
+            return True
+        return browser_id is not None and await self.ctx.storage.is_approved(approval_hash(browser_id, client_id))
 
     async def _ask_consent(
         self, client: ClientRecord, auth_request: AuthorizationRequest, browser_hash: str
@@ -99,8 +124,13 @@ class AuthorizationFlow:
                 status=303,
             )
         logger.info("consent given", extra={"event": "consent.approved", "client_id": auth_request.client_id})
+        browser_id = self.browser.current(request)
         # 303 turns the browser's POST into a GET at the upstream (RFC 9700 §4.12: never 307).
         try:
+            if browser_id is not None:
+                await self.ctx.storage.remember_approval(
+                    approval_hash(browser_id, auth_request.client_id), ttl=self.approval_ttl
+                )
             return await self._start_upstream_login(auth_request, ticket.browser_hash, status=303)
         except StorageError as exc:
             return self._unavailable(auth_request, exc, status=303)
@@ -126,11 +156,14 @@ class AuthorizationFlow:
         self, params: Params, client: ClientRecord, redirect_uri: str, provided: bool
     ) -> AuthorizationRequest:
         settings = self.ctx.settings
-        if params.get("response_type") != "code":
+        response_type = params.get("response_type")
+        if not response_type:
+            raise InvalidRequestError("response_type is required")
+        if response_type != "code":
             raise UnsupportedResponseTypeError("response_type must be code")
         challenge = params.get("code_challenge")
         if not challenge:
-            raise InvalidRequestError("code_challenge is required (PKCE, OAuth 2.1 §4.1.1)")
+            raise InvalidRequestError("code_challenge is required (PKCE, OAuth 2.1 section 4.1.1)")
         if params.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256")
         if not rfc7636.is_valid_challenge(challenge):

@@ -44,3 +44,9 @@ class BrowserBinding:
     def matches(self, request: Request, browser_hash: str) -> bool:
         current = self.current(request)
         return current is not None and equals(credential_hash(current), browser_hash)
+
+
+def approval_hash(browser_id: str, client_id: str) -> str:
+    """The storage key saying "this browser approved this client" (the consent page was shown and
+    accepted here). Only such a client's authorization errors are redirected to it (RFC 9700 §4.11.2)."""
+    return credential_hash(browser_id + "\0" + client_id)

@@ -21,6 +21,7 @@ from mcp_authserver.http.requests import Params, query_params
 from mcp_authserver.http.responses import error_page, error_redirect, redirect
 from mcp_authserver.oauth.rfc6749 import add_query
 from mcp_authserver.storage.records import PendingLogin
+from mcp_authserver.upstream.provider import UpstreamIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,16 @@ class CallbackEndpoint:
             logger.warning("callback in another browser", extra={"event": "callback.browser_mismatch"})
             return error_page("Sign-in rejected", "This sign-in was started in another browser.", 403)
         try:
-            code = await self._complete(pending, params)
+            identity = await self._complete(pending, params)
+            # Looked up again: a client deleted (or expired) since the login began gets no code, and is
+            # never redirected to: its redirect URI is no longer one we vouch for.
+            if await self.ctx.clients.get(pending.request.client_id) is None:
+                logger.warning(
+                    "client gone during login",
+                    extra={"event": "callback.client_gone", "client_id": pending.request.client_id},
+                )
+                return error_page("Sign-in rejected", "The application is no longer registered; start again from it.")
+            code = await self.ctx.grants.issue_code(pending.request, identity.subject, identity.tokens)
         except OAuthError as exc:
             return self._fail(pending, exc)
         except (UpstreamError, StorageError) as exc:
@@ -52,7 +62,7 @@ class CallbackEndpoint:
         params_out = {"code": code, "state": pending.request.state, "iss": self.ctx.issuer}
         return redirect(add_query(pending.request.redirect_uri, params_out))
 
-    async def _complete(self, pending: PendingLogin, params: Params) -> str:
+    async def _complete(self, pending: PendingLogin, params: Params) -> UpstreamIdentity:
         upstream = self.ctx.upstream
         metadata = await upstream.metadata()
         upstream_iss = params.get("iss")
@@ -76,7 +86,7 @@ class CallbackEndpoint:
                 "sub": fingerprint(identity.subject),
             },
         )
-        return await self.ctx.grants.issue_code(pending.request, identity.subject, identity.tokens)
+        return identity
 
     def _fail(self, pending: PendingLogin, exc: OAuthError) -> Response:
         return error_redirect(pending.request.redirect_uri, exc, state=pending.request.state, issuer=self.ctx.issuer)

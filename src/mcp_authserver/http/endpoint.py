@@ -28,8 +28,7 @@ class JSONEndpoint:
         try:
             response = await self.handler(request)
         except OAuthError as exc:
-            basic = request.headers.get("authorization", "")[:6].lower() == "basic "
-            response = oauth_error(exc, basic_auth_attempted=basic)
+            response = oauth_error(exc)
         except (StorageError, UpstreamError) as exc:
             logger.error("%s: %s", type(exc).__name__, exc, extra={"event": "endpoint.unavailable"})
             response = oauth_error(TemporarilyUnavailableError("the server cannot complete this now; retry shortly"))

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from mcp_authserver._crypto import credential_hash, new_secret
 from mcp_authserver.http.context import EndpointContext
-from mcp_authserver.http.requests import read_json_object
+from mcp_authserver.http.requests import read_json
 from mcp_authserver.http.responses import json_response
 from mcp_authserver.oauth import rfc7591
 from mcp_authserver.storage.records import ClientRecord
@@ -19,11 +19,18 @@ from mcp_authserver.storage.records import ClientRecord
 logger = logging.getLogger(__name__)
 
 
+# Client metadata is a few hundred bytes in practice; a registration is open to anyone, so its size
+# (and what one stored client costs) is bounded well below the generic body limit.
+MAX_REGISTRATION_BODY = 8 * 1024
+
+
 def register(ctx: EndpointContext) -> Any:
     max_uris = ctx.settings.registration.max_redirect_uris
+    scopes_supported = frozenset(ctx.settings.scopes_supported)
 
     async def endpoint(request: Request) -> Response:
-        metadata = rfc7591.validate(await read_json_object(request), max_redirect_uris=max_uris)
+        body = await read_json(request, limit=MAX_REGISTRATION_BODY)
+        metadata = rfc7591.validate(body, max_redirect_uris=max_uris, scopes_supported=scopes_supported)
         secret = None if metadata.token_endpoint_auth_method == "none" else new_secret()
         client = ClientRecord(
             # A UUID can never be mistaken for a CIMD client_id, which is an https URL (CIMD §7.1).
@@ -38,9 +45,11 @@ def register(ctx: EndpointContext) -> Any:
             client_id_issued_at=int(ctx.clock()),
             metadata=metadata.extra,
         )
+        # Rendered before anything is stored: a response that cannot be written must not leave a client behind.
+        response = json_response(registration_response(client, secret), status=201)
         await ctx.clients.register(client)
         logger.info("client registered", extra={"event": "client.registered", "client_id": client.client_id})
-        return json_response(registration_response(client, secret), status=201)
+        return response
 
     return endpoint
 

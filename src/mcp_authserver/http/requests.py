@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -12,7 +14,14 @@ from starlette.requests import Request
 from mcp_authserver.errors import InvalidRequestError, RequestTooLargeError
 
 MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 16
 _MAX_FIELDS = 100
+_FORM_CODECS = frozenset({"utf-8", "ascii", "iso8859-1"})
+# Escapes are removed first, so strings are then `"[^"]*"`: both passes are linear, whatever the input.
+_JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_JSON_STRING = re.compile(rb'"[^"]*"')
+_OPENING = frozenset(b"[{")
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
 
 
 class Params:
@@ -38,6 +47,12 @@ class Params:
     def all(self, name: str) -> list[str]:
         return self._values.get(name, [])
 
+    def items(self) -> Iterator[tuple[str, str]]:
+        """Every (name, value) pair, repeated parameters included."""
+        for name, values in self._values.items():
+            for value in values:
+                yield name, value
+
     def __contains__(self, name: str) -> bool:
         return name in self._values
 
@@ -56,33 +71,73 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-async def read_form(request: Request) -> Params:
-    """An `application/x-www-form-urlencoded` body (RFC 6749 appendix B)."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
+async def read_form(request: Request, *, limit: int = MAX_BODY) -> Params:
+    """An `application/x-www-form-urlencoded` body (RFC 6749 appendix B: UTF-8)."""
+    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
+    if media_type.strip().lower() != "application/x-www-form-urlencoded":
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
-    body = await read_body(request)
+    encoding = _form_encoding(parameters)
+    body = await read_body(request, limit)
     try:
         pairs = parse_qsl(
-            body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=_MAX_FIELDS
+            body.decode(encoding),
+            keep_blank_values=True,
+            strict_parsing=False,
+            max_num_fields=_MAX_FIELDS,
+            encoding=encoding,
+            errors="strict",
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequestError("the form body is malformed") from None
     return Params(pairs)
 
 
-async def read_json_object(request: Request) -> Mapping[str, Any]:
+def _form_encoding(parameters: str) -> str:
+    """The codec for the `charset` a form declares: UTF-8 (RFC 6749 appendix B), or US-ASCII and
+    ISO-8859-1, which some HTTP libraries declare by default. Anything else cannot be read as meant."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+            try:
+                codec = codecs.lookup(charset).name
+            except (LookupError, ValueError):  # ValueError: a NUL or surrogate in the name
+                codec = ""
+            if codec not in _FORM_CODECS:
+                raise InvalidRequestError("the form body's charset must be UTF-8")
+            return codec
+    return "utf-8"
+
+
+async def read_json(request: Request, *, limit: int = MAX_BODY, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """An `application/json` body, any JSON value; the caller checks its shape.
+
+    Nesting is bounded before parsing: Python's parser recurses, so `[[[[…` a thousand deep would
+    otherwise end in a RecursionError (a 500), and where that happens depends on the stack in use.
+    """
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise InvalidRequestError("the body must be application/json")
-    body = await read_body(request)
+    body = await read_body(request, limit)
+    if json_depth(body) > max_depth:
+        raise InvalidRequestError(f"the JSON body nests deeper than {max_depth} levels")
     try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise InvalidRequestError("the body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidRequestError("the body must be a JSON object")
-    return value
+
+
+def json_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    structure = _JSON_STRING.sub(b"", _JSON_ESCAPE.sub(b"", body)).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in structure:
+        if byte in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def query_params(request: Request) -> Params:

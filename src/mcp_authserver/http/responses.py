@@ -9,8 +9,8 @@ from typing import Any
 
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from mcp_authserver.errors import InvalidClientError, OAuthError
-from mcp_authserver.oauth.rfc6749 import add_query
+from mcp_authserver.errors import OAuthError
+from mcp_authserver.oauth.rfc6749 import add_query, error_description
 
 logger = logging.getLogger("mcp_authserver.http")
 
@@ -30,13 +30,18 @@ def json_response(body: Mapping[str, Any], status: int = 200, headers: Mapping[s
     return JSONResponse(dict(body), status_code=status, headers={**NO_STORE, **(headers or {})})
 
 
-def oauth_error(exc: OAuthError, *, basic_auth_attempted: bool = False) -> Response:
+# RFC 6749 §5.2 / RFC 7235 §3.1: a 401 names the scheme that works here. Basic is the only HTTP
+# authentication scheme of the token and revocation endpoints (RFC 6749 §2.3.1, RFC 7617 §2.1).
+BASIC_CHALLENGE = 'Basic realm="oauth", charset="UTF-8"'
+
+
+def oauth_error(exc: OAuthError) -> Response:
     body: dict[str, str] = {"error": exc.error}
     if exc.description:
-        body["error_description"] = exc.description
+        body["error_description"] = error_description(exc.description)
     headers: dict[str, str] = {}
-    if isinstance(exc, InvalidClientError) and basic_auth_attempted:
-        headers["WWW-Authenticate"] = 'Basic realm="oauth"'
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = BASIC_CHALLENGE
     if exc.status_code == 503:
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     return json_response(body, exc.status_code, headers)
@@ -50,7 +55,8 @@ def error_redirect(
     redirect_uri: str, exc: OAuthError, *, state: str | None, issuer: str, status: int = 302
 ) -> Response:
     """An error sent back to a redirect URI already validated for the client, with `iss` (RFC 9207 §2)."""
-    params = {"error": exc.error, "error_description": exc.description, "state": state, "iss": issuer}
+    description = error_description(exc.description) if exc.description else None
+    params = {"error": exc.error, "error_description": description, "state": state, "iss": issuer}
     return redirect(add_query(redirect_uri, params), status)
 
 

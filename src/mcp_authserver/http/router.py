@@ -18,6 +18,7 @@ from mcp_authserver.http.metadata import authorization_server_metadata, jwks, pr
 from mcp_authserver.http.rate_limit import AddressLimit, RateLimiter, Rule
 from mcp_authserver.http.register import register
 from mcp_authserver.http.revoke import RevocationEndpoint
+from mcp_authserver.http.security_headers import SecurityHeadersMiddleware, with_security_headers
 from mcp_authserver.http.token import TokenEndpoint
 from mcp_authserver.oauth import rfc8414, rfc9728
 from mcp_authserver.oauth.urls import url_path
@@ -111,7 +112,7 @@ def build_routes(ctx: EndpointContext) -> dict[str, ASGIApp]:
     prm = api(JSONEndpoint(protected_resource_metadata(ctx)), "GET")
     routes[rfc9728.metadata_path(settings.resource)] = prm
     routes.setdefault(rfc9728.WELL_KNOWN, prm)
-    return routes
+    return {path: SecurityHeadersMiddleware(app) for path, app in routes.items()}
 
 
 def route_path(scope: Scope) -> str:
@@ -128,5 +129,6 @@ async def _send_json(send: Send, status: int, body: dict[str, str], *, allow: st
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     if allow:
         headers.append((b"allow", allow.encode()))
+    headers = with_security_headers(headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.authentication import AuthCredentials
 from starlette.requests import HTTPConnection
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_authserver.errors import InvalidTokenError, StorageError
 from mcp_authserver.http.cors import CORSPolicy, send_preflight
+from mcp_authserver.oauth.rfc6749 import error_description
 from mcp_authserver.oauth.rfc6750 import www_authenticate
 from mcp_authserver.sdk import PrincipalUser, auth_context_var
 from mcp_authserver.storage.protocols import RevocationStore
@@ -93,10 +95,12 @@ class BearerAuthMiddleware:
             return
 
         authorization: bytes | None = None
+        repeated = False
         origin: bytes | None = None
         preflight = False
         for name, value in scope["headers"]:
             if name == b"authorization":
+                repeated = authorization is not None
                 authorization = value
             elif name == b"origin":
                 origin = value
@@ -108,20 +112,29 @@ class BearerAuthMiddleware:
         if origin is not None and self._cors is not None:
             send = self._with_cors(send, origin.decode("latin-1"))
 
+        query: bytes = scope.get("query_string", b"")
+        if query and b"access_token" in query and _has_access_token_parameter(query):
+            # Tokens in the URI are not accepted (OAuth 2.1 §5.1.1: they end up in logs and Referer).
+            # Alone, that is no credential at all (below); next to the header, RFC 6750 §3.1's invalid_request.
+            if authorization is not None and _scheme_is_bearer(authorization):
+                await self._reject(
+                    send, 400, "invalid_request", "send the access token once, in the Authorization header"
+                )
+                return
+            authorization = None
+
         accepted = self._accepted.get(authorization) if authorization is not None else None
-        if accepted is None or accepted.principal.expires_at <= self._clock():
-            if authorization is None or authorization[:7].lower() != b"bearer ":
-                if b"access_token=" in scope.get("query_string", b""):
-                    await self._reject(
-                        send, 400, "invalid_request", "send the access token in the Authorization header"
-                    )
-                    return
+        if accepted is None or repeated or accepted.principal.expires_at <= self._clock():
+            credentials = _bearer_credentials(authorization)
+            if authorization is None or not credentials:
+                # RFC 6750 §3.1: no usable credentials (none, another scheme, an empty Bearer), so no error
+                # code; the challenge alone makes an MCP client start a login (RFC 9728 §5.1).
                 await self._reject(send, 401, None, None)
                 return
-            token = authorization[7:].strip().decode("latin-1")
-            if not token or " " in token:
-                await self._reject(send, 400, "invalid_request", "the Authorization header is malformed")
+            if repeated or len(credentials.split()) != 1:
+                await self._reject(send, 401, "invalid_token", "send exactly one bearer token")
                 return
+            token = credentials.decode("latin-1")
             try:
                 principal = self._verifier.verify(token)
             except InvalidTokenError as exc:
@@ -192,6 +205,26 @@ class BearerAuthMiddleware:
         return send_with_cors
 
 
+def _scheme_is_bearer(authorization: bytes) -> bool:
+    return authorization.partition(b" ")[0].lower() == b"bearer"
+
+
+def _bearer_credentials(authorization: bytes | None) -> bytes:
+    """What follows `Bearer ` in the Authorization header (RFC 6750 §2.1); b"" for none or another scheme."""
+    if authorization is None or not _scheme_is_bearer(authorization):
+        return b""
+    return authorization.partition(b" ")[2].strip()
+
+
+def _has_access_token_parameter(query: bytes) -> bool:
+    """Whether the query string has a non-empty `access_token` parameter (RFC 6750 §2.3)."""
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if value and unquote_to_bytes(name.replace(b"+", b" ")) == b"access_token":
+            return True
+    return False
+
+
 async def send_challenge(
     send: Send,
     status: int,
@@ -203,7 +236,7 @@ async def send_challenge(
     """A 401/403 with the RFC 6750 / RFC 9728 challenge, or a 503 with `Retry-After`, as JSON."""
     body: dict[str, Any] = {"error": error or "unauthorized"}
     if description:
-        body["error_description"] = description
+        body["error_description"] = error_description(description)
     payload = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),

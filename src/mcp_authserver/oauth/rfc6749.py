@@ -11,6 +11,8 @@ from mcp_authserver.oauth.urls import is_loopback_host
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# RFC 6749 §5.2 (and RFC 6750 §3): error_description = 1*( %x20-21 / %x23-5B / %x5D-7E )
+_NOT_IN_DESCRIPTION = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 def parse_scope(value: str | None) -> tuple[str, ...]:
@@ -19,8 +21,18 @@ def parse_scope(value: str | None) -> tuple[str, ...]:
         return ()
     tokens = value.split(" ")
     if any(not _SCOPE_TOKEN.fullmatch(token) for token in tokens):
-        raise InvalidScopeError("scope must be space-separated scope tokens (RFC 6749 §3.3)")
+        raise InvalidScopeError("scope must be space-separated scope tokens (RFC 6749 section 3.3)")
     return tuple(dict.fromkeys(tokens))
+
+
+def error_description(text: str) -> str:
+    """`text` within the character set RFC 6749 §5.2 allows for `error_description`: printable ASCII
+    without `"` and `\\`. Clients put it into headers and logs, and some reject anything else.
+
+    Messages are written in ASCII; this is the guarantee for the parts that echo a request's value.
+    """
+    text = text.replace("\u00a7", "section ").replace('"', "'").replace("\\", "/")
+    return _NOT_IN_DESCRIPTION.sub("?", text)
 
 
 def select_scopes(requested: str | None, *, supported: Iterable[str], default: Iterable[str]) -> tuple[str, ...]:
@@ -42,7 +54,10 @@ def redirect_uri_matches(registered: str, presented: str) -> bool:
     """
     if registered == presented:
         return True
-    reg, pres = urlsplit(registered), urlsplit(presented)
+    try:
+        reg, pres = urlsplit(registered), urlsplit(presented)
+    except ValueError:  # e.g. an unclosed IPv6 literal: not a URI, so not a match
+        return False
     if reg.scheme != "http" or pres.scheme != "http" or not is_loopback_host(reg.hostname or ""):
         return False
     try:

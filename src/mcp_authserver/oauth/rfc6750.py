@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mcp_authserver.oauth.rfc6749 import error_description
+
 
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -28,5 +30,5 @@ def www_authenticate(
     if error:
         params.append(f"error={_quote(error)}")
     if description:
-        params.append(f"error_description={_quote(description)}")
+        params.append(f"error_description={_quote(error_description(description))}")
     return "Bearer " + ", ".join(params)

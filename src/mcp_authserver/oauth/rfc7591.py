@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from mcp_authserver.errors import InvalidClientMetadataError, InvalidRedirectURIError
+from mcp_authserver.errors import InvalidClientMetadataError, InvalidRedirectURIError, InvalidScopeError
+from mcp_authserver.oauth.rfc6749 import parse_scope
 from mcp_authserver.oauth.rfc8414 import AUTH_METHODS, GRANT_TYPES
 from mcp_authserver.oauth.urls import is_loopback_host
 
@@ -44,16 +45,23 @@ def validate_redirect_uri(uri: Any) -> str:
     if any(char <= " " or unicodedata.category(char) == "Cc" for char in uri):
         # Checked before urlsplit, which silently drops tabs and newlines (bpo-43882).
         raise InvalidRedirectURIError("redirect URIs must not contain white space or control characters")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed IPv6 literal
+        raise InvalidRedirectURIError("each redirect URI must be a valid absolute URI") from None
     scheme = parts.scheme.lower()
     if not scheme or not _SCHEME.match(scheme):
         raise InvalidRedirectURIError(f"redirect URI {uri!r} is not an absolute URI")
     if "#" in uri:
-        raise InvalidRedirectURIError("redirect URIs must not contain a fragment (OAuth 2.1 §2.3.1)")
+        raise InvalidRedirectURIError("redirect URIs must not contain a fragment (OAuth 2.1 section 2.3.1)")
     if scheme in _FORBIDDEN_SCHEMES:
         raise InvalidRedirectURIError(f"the {scheme}: scheme is not allowed for redirect URIs")
     if parts.username is not None or parts.password is not None:
         raise InvalidRedirectURIError("redirect URIs must not contain credentials")
+    if has_iss_parameter(uri):
+        raise InvalidRedirectURIError(
+            "redirect URIs must not carry an iss parameter: the authorization response adds its own (RFC 9207)"
+        )
     if scheme in ("http", "https"):
         if not parts.hostname:
             raise InvalidRedirectURIError(f"redirect URI {uri!r} has no host")
@@ -66,7 +74,17 @@ def validate_redirect_uri(uri: Any) -> str:
     return uri
 
 
-def validate(body: Mapping[str, Any], *, max_redirect_uris: int) -> ClientMetadata:
+def has_iss_parameter(uri: str) -> bool:
+    """Whether a redirect URI's own query has `iss`. We append `iss` to every authorization response
+    (RFC 9207 §2); a second one would leave the client to pick one, a mix-up risk (RFC 9207 §2.4)."""
+    return any(name == "iss" for name, _ in parse_qsl(urlsplit(uri).query, keep_blank_values=True))
+
+
+def validate(body: Any, *, max_redirect_uris: int, scopes_supported: Collection[str]) -> ClientMetadata:
+    """The client metadata a registration body states, or the RFC 7591 §3.2.2 error saying what is wrong."""
+    if not isinstance(body, Mapping):
+        raise InvalidClientMetadataError("the registration body must be a JSON object")
+    _check_encodable(body)
     uris = body.get("redirect_uris")
     if not isinstance(uris, list) or not uris:
         raise InvalidRedirectURIError("redirect_uris must be a non-empty array")
@@ -88,9 +106,14 @@ def validate(body: Mapping[str, Any], *, max_redirect_uris: int) -> ClientMetada
     if response_types != ["code"]:
         raise InvalidClientMetadataError('response_types must be ["code"]')
 
-    scope = _text(body, "scope")
-    if scope is not None and (len(scope) > 1024 or not scope.isprintable()):
-        raise InvalidClientMetadataError("scope must be a space-separated list of scopes")
+    scope = _text(body, "scope") or None
+    if scope is not None:
+        try:
+            scopes = parse_scope(scope)
+        except InvalidScopeError:
+            raise InvalidClientMetadataError("scope must be a space-separated list of scopes") from None
+        if unknown := [token for token in scopes if token not in scopes_supported]:
+            raise InvalidClientMetadataError(f"unsupported scope: {' '.join(unknown)}")
 
     extra: dict[str, Any] = {}
     for name in _ECHOED_URIS:
@@ -115,6 +138,24 @@ def validate(body: Mapping[str, Any], *, max_redirect_uris: int) -> ClientMetada
         scope=scope,
         extra=extra,
     )
+
+
+def _check_encodable(body: Mapping[str, Any]) -> None:
+    """Every string, names included, must be encodable text: JSON admits lone surrogates (`"\\ud800"`)
+    that no UTF-8 response or storage record can hold."""
+    pending: list[Any] = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidClientMetadataError("client metadata must be valid Unicode text") from None
+        elif isinstance(value, Mapping):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def _text(body: Mapping[str, Any], name: str) -> str | None:
@@ -142,7 +183,10 @@ def _list(body: Mapping[str, Any], name: str) -> list[str] | None:
 
 
 def _web_uri(name: str, value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise InvalidClientMetadataError(f"{name} must be an http(s) URL") from None
     if len(value) > _MAX_URI or parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidClientMetadataError(f"{name} must be an http(s) URL")
     return value

@@ -7,11 +7,13 @@ caller on every request, cached or not.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from jwt.utils import base64url_decode
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import new_secret
@@ -174,6 +176,7 @@ class AccessTokenVerifier:
             raise InvalidTokenError("the access token was issued by another server") from None
         except jwt.InvalidTokenError:
             raise InvalidTokenError("the access token is malformed or its signature is invalid") from None
+        _refuse_repeated_members(token)
         header, payload = decoded["header"], decoded["payload"]
         if header.get("kid") != key.kid or header.get("typ") not in _ACCEPTED_TYP:
             raise InvalidTokenError("the token is not an access token of this server")
@@ -191,6 +194,28 @@ class AccessTokenVerifier:
         not_before = payload.get("nbf")
         if not_before is not None and (not isinstance(not_before, int | float) or not_before > now + self._leeway):
             raise InvalidTokenError("the access token is not valid yet")
+
+
+def _refuse_repeated_members(token: str) -> None:
+    """RFC 7515 §4 and RFC 7519 §4: header parameter and claim names must be unique, and a parser must
+    reject duplicates or keep the last. Parsers differ on which one they keep, so a token whose
+    members repeat could mean one thing to us and another to the next reader: it is refused.
+
+    Runs once per token, after the signature check (the cached path never gets here).
+    """
+    header, payload = token.split(".")[:2]
+    try:
+        for segment in (header, payload):
+            json.loads(base64url_decode(segment), object_pairs_hook=_unique_members)
+    except ValueError:
+        raise InvalidTokenError("the access token repeats a header parameter or claim") from None
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise ValueError("repeated member name")
+    return members
 
 
 def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
