@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -75,6 +76,25 @@ async def test_an_upstream_error_returns_access_denied_to_the_client(harness: Ha
     assert response.status_code == 302
     query = query_of(response.headers["location"])
     assert (query["error"], query["state"], query["iss"]) == ("access_denied", "client-state-123", ISSUER)
+
+
+async def test_an_upstream_error_string_is_logged_cleaned_and_never_echoed(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = query_of(await _upstream_redirect(harness))["state"]
+    hostile = quote("access_denied\r\nforged log line \u00e9" + "x" * 500)
+    with caplog.at_level("INFO"):
+        response = await harness.http.get(f"/oauth/callback?error={hostile}&error_description={hostile}&state={state}")
+    query = query_of(response.headers["location"])
+    assert query["error"] == "access_denied"
+    assert "forged" not in query.get("error_description", "")
+    logged = [record.getMessage() for record in caplog.records if "upstream login failed" in record.getMessage()]
+    assert logged
+    for message in logged:
+        assert message.isascii()
+        assert "\n" not in message
+        assert "\r" not in message
+        assert "x" * 65 not in message
 
 
 async def test_an_upstream_outage_error_returns_temporarily_unavailable(harness: Harness) -> None:

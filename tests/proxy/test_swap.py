@@ -198,3 +198,20 @@ async def test_two_replicas_on_one_redis_refresh_an_expiring_login_once(
     assert [answer.status_code for answer in answers] == [200] * 50
     assert calls.refreshes == 1
     assert len({answer.json()["authorization"] for answer in answers}) == 1
+
+
+@pytest.mark.parametrize("stored", ["at\r\nX-Injected: 1", "t\u00f6ken-\u20ac"])
+async def test_a_stored_upstream_token_that_is_no_header_value_is_a_503_and_never_reaches_the_backend(
+    harness: Harness, stored: str
+) -> None:
+    from mcp_authserver.storage.records import UpstreamTokens
+
+    tokens = await harness.tokens_for((await harness.register())["client_id"])
+    grant_id = await _grant_id(tokens)
+    bad = UpstreamTokens(access_token=stored, expires_at=harness.clock.now + 3600, subject="alice@example.com")
+    await harness.auth.storage.put_upstream_tokens(grant_id, bad, ttl=3600)
+    async with proxy(harness) as client:
+        answer = await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
+    assert "authorization" not in answer.text

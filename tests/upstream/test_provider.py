@@ -251,3 +251,34 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
     await InMemoryStorage.put_upstream_tokens(broken, "h" * 22, expiring, ttl=600)
     with pytest.raises(StorageError):  # the new token is never handed out unless it was stored
         await UpstreamTokenRefresher(broken, provider, grants, margin=60).fresh_tokens("h" * 22)
+
+
+@pytest.mark.parametrize("access_token", ["at\r\nX-Injected: 1", "t\u00f6ken", "two words", ""])
+async def test_an_access_token_that_cannot_be_a_header_value_is_an_upstream_fault(access_token: str) -> None:
+    idp = ScriptedIdP(token_body={"access_token": access_token, "refresh_token": "rt", "expires_in": 60})
+    with pytest.raises(UpstreamError) as raised:
+        await _provider(idp).refresh("old-rt")
+    assert not isinstance(raised.value, UpstreamRefreshError)  # the login is kept
+    idp.token_body = {"access_token": access_token, "id_token": idp.id_token()}
+    with pytest.raises(UpstreamError):
+        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+async def test_a_token_type_that_cannot_be_a_header_scheme_is_an_upstream_fault() -> None:
+    idp = ScriptedIdP(token_body={"access_token": "at", "token_type": "Bearer\r\nX: 1", "expires_in": 60})
+    with pytest.raises(UpstreamError):
+        await _provider(idp).refresh("old-rt")
+
+
+async def test_an_upstream_error_string_is_never_repeated_raw(caplog: pytest.LogCaptureFixture) -> None:
+    hostile = "access_denied\r\n2026-01-01 INFO forged log line \u00e9\u00a7" + "x" * 500
+    idp = ScriptedIdP(token_status=400, token_body={"error": hostile, "error_description": hostile})
+    with caplog.at_level("INFO"), pytest.raises(AccessDeniedError) as raised:
+        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    description = raised.value.description or ""
+    assert "access_denied" in description
+    for text in [description, *(record.getMessage() for record in caplog.records)]:
+        assert text.isascii()
+        assert "\r" not in text
+        assert "\n" not in text
+        assert "x" * 65 not in text

@@ -21,6 +21,7 @@ from mcp_authserver.http.requests import Params, query_params
 from mcp_authserver.http.responses import error_page, error_redirect, redirect
 from mcp_authserver.oauth.rfc6749 import add_query
 from mcp_authserver.storage.records import PendingLogin
+from mcp_authserver.upstream.sanitize import clean_error
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class CallbackEndpoint:
             # RFC 9207 §2.4: a response from another issuer is a mix-up attack.
             raise AccessDeniedError("the sign-in response came from an unexpected identity provider")
         if error := params.get("error"):
-            logger.info("upstream login failed: %s", error[:64], extra={"event": "callback.upstream_error"})
+            logger.info("upstream login failed: %s", clean_error(error), extra={"event": "callback.upstream_error"})
             if error in _UPSTREAM_OUTAGE_ERRORS:
                 raise TemporarilyUnavailableError("the identity provider is unavailable; try again shortly")
             raise AccessDeniedError("the sign-in at the identity provider did not succeed")

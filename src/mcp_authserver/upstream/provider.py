@@ -25,6 +25,7 @@ from mcp_authserver.oauth.urls import url_path
 from mcp_authserver.settings import UpstreamSettings
 from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.upstream.registration import UpstreamRegistrar
+from mcp_authserver.upstream.sanitize import clean_error, is_auth_scheme, is_header_token
 
 __all__ = ["UpstreamClient", "UpstreamIdentity", "UpstreamMetadata", "UpstreamProvider"]
 
@@ -220,7 +221,8 @@ class UpstreamProvider:
             raise UpstreamError(f"the upstream token endpoint answered {response.status_code}")
         body = _json_object(response, "token response")
         if response.status_code >= 400 or "error" in body:
-            error = str(body.get("error", response.status_code))
+            # Never repeated raw: the upstream chooses this string (see upstream/sanitize.py).
+            error = clean_error(body["error"]) if "error" in body else str(response.status_code)
             logger.info("upstream refused a token request: %s", error, extra={"event": "upstream.token_refused"})
             if error in ("temporarily_unavailable", "server_error"):
                 raise UpstreamError(f"the upstream token endpoint answered {error}")
@@ -322,6 +324,14 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
 
 
 def _tokens(body: dict[str, Any], now: float) -> UpstreamTokens:
+    """The token response (RFC 6749 §5.1) as we keep it. The access token will travel in a header of
+    every proxied request, so one that cannot (CR/LF, non-ASCII, a space) is refused here as an upstream
+    fault (503), not found out later as a 500."""
+    if not is_header_token(body["access_token"]):
+        raise UpstreamError("the upstream access token is not a valid HTTP header value")
+    token_type = str(body.get("token_type") or "Bearer")
+    if not is_auth_scheme(token_type):
+        raise UpstreamError("the upstream token_type is not a valid authentication scheme")
     expires_in = body.get("expires_in")
     try:
         expires_at = now + float(expires_in) if expires_in is not None else None
@@ -331,7 +341,7 @@ def _tokens(body: dict[str, Any], now: float) -> UpstreamTokens:
     scope = body.get("scope")
     return UpstreamTokens(
         access_token=body["access_token"],
-        token_type=str(body.get("token_type") or "Bearer"),
+        token_type=token_type,
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
         expires_at=expires_at,
         scope=scope if isinstance(scope, str) else None,
