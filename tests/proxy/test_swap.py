@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -215,3 +216,45 @@ async def test_a_stored_upstream_token_that_is_no_header_value_is_a_503_and_neve
     assert answer.status_code == 503
     assert answer.headers["retry-after"]
     assert "authorization" not in answer.text
+
+
+async def test_an_upstream_that_refuses_our_client_keeps_the_login_and_answers_503(
+    clock: FakeClock, registering_upstream_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """invalid_client is our configuration (here a rotated secret file), not the user's refusal."""
+    async with httpx.AsyncClient() as admin:  # a client registered at the (real) upstream, as an operator would
+        registered = await admin.post(
+            f"{registering_upstream_url}/oauth2/clients", json={"redirect_uris": [f"{ISSUER}/oauth/callback"]}
+        )
+    assert registered.status_code == 201, registered.text
+    secret_file = tmp_path / "upstream-secret"
+    secret_file.write_text(registered.json()["client_secret"])
+    upstream = {
+        "issuer": registering_upstream_url,
+        "client_id": registered.json()["client_id"],
+        "client_secret_file": str(secret_file),
+    }
+    async with running_harness(clock, registering_upstream_url, upstream=upstream) as harness:
+        client_id = (await harness.register())["client_id"]
+        tokens = await harness.tokens_for(client_id)
+        before = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+        assert before is not None
+        assert before.expires_at is not None
+        clock.advance(before.expires_at - clock.now - 10)
+        secret_file.write_text("a-secret-the-upstream-does-not-know")
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        async with proxy(harness) as client:
+            with caplog.at_level("ERROR"):
+                refused = await client.get("/tool", headers=headers)
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"]
+            assert any("MCP_AUTHSERVER_UPSTREAM__CLIENT_SECRET_FILE" in r.getMessage() for r in caplog.records)
+            refreshed = await harness.refresh(client_id, tokens["refresh_token"])
+            assert refreshed.status_code == 200  # the login was kept
+
+            secret_file.write_text(registered.json()["client_secret"])  # the operator fixes the file
+            fixed = await client.get("/tool", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"})
+        assert fixed.status_code == 200
+        after = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+        assert after is not None
+        assert fixed.json()["authorization"] == f"Bearer {after.access_token}" != f"Bearer {before.access_token}"

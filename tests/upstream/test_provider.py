@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -39,6 +40,7 @@ class ScriptedIdP:
     discovery_issuer: str = ISSUER
     userinfo: dict[str, Any] = field(default_factory=lambda: {"id": 4242, "login": "octocat"})
     token_requests: list[httpx.Request] = field(default_factory=list)
+    override: Callable[[httpx.Request], httpx.Response | None] | None = None
 
     def id_token(self) -> str:
         now = int(time.time())
@@ -50,6 +52,8 @@ class ScriptedIdP:
         return jwt.encode(claims, key.private_key, algorithm=algorithm, headers=headers)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
+        if self.override is not None and (answer := self.override(request)) is not None:
+            return answer
         path = request.url.path
         if path == "/.well-known/openid-configuration":
             return httpx.Response(200, json={
@@ -57,7 +61,10 @@ class ScriptedIdP:
                 "token_endpoint": f"{ISSUER}/token", "jwks_uri": f"{ISSUER}/jwks",
                 "userinfo_endpoint": f"{ISSUER}/userinfo", "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "registration_endpoint": f"{ISSUER}/register",
             })  # fmt: skip
+        if path == "/register":
+            return httpx.Response(201, json={"client_id": "registered", "client_secret": "registered-secret"})
         if path == "/jwks":
             return httpx.Response(200, json={"keys": [self.key.public_jwk]})
         if path == "/token":
@@ -211,6 +218,68 @@ async def test_a_refused_refresh_token_is_an_upstream_refresh_error() -> None:
     idp = ScriptedIdP(token_status=400, token_body={"error": "invalid_grant"})
     with pytest.raises(UpstreamRefreshError):
         await _provider(idp).refresh("old-rt")
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (401, {"error": "invalid_client"}),
+    (400, {"error": "unauthorized_client"}),
+    (400, {"error": "invalid_request"}),
+    (400, {"error": "invalid_scope"}),
+    (400, {"error": "access_denied"}),
+    (429, {"error": "invalid_grant"}),  # a rate limit says nothing about the token
+    (429, {}),
+    (403, {}),
+    (400, "<html>Bad Request</html>"),  # a proxy's page: not a refusal of the user
+])  # fmt: skip
+async def test_only_invalid_grant_ends_a_login_every_other_refresh_failure_keeps_it(
+    status: int, body: dict[str, Any] | str
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != "/token":
+            return None
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    idp = ScriptedIdP(override=answer)
+    with pytest.raises(UpstreamError) as raised:
+        await _provider(idp).refresh("old-rt")
+    assert not isinstance(raised.value, UpstreamRefreshError)
+
+
+async def test_a_refused_client_is_logged_as_a_configuration_error_naming_the_settings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    idp = ScriptedIdP(token_status=401, token_body={"error": "invalid_client"})
+    with caplog.at_level("ERROR"), pytest.raises(UpstreamError):
+        await _provider(idp).refresh("old-rt")
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "upstream.client_refused"]
+    message = record.getMessage()
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "TOKEN_ENDPOINT_AUTH_METHOD"):
+        assert f"MCP_AUTHSERVER_UPSTREAM__{name}" in message
+    assert "s3cr:t/+" not in message
+
+
+async def test_a_refused_client_without_a_configured_client_id_points_at_the_registration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mcp_authserver.storage import InMemoryStorage
+    from mcp_authserver.upstream.registration import UpstreamRegistrar
+
+    idp = ScriptedIdP(token_status=401, token_body={"error": "invalid_client"})
+    http = httpx.AsyncClient(transport=httpx.MockTransport(idp.handler))
+    registrar = UpstreamRegistrar(
+        InMemoryStorage(), http, issuer="https://as.example", redirect_uri="https://as.example/oauth/callback",
+        scopes=["openid"],
+    )  # fmt: skip
+    settings = UpstreamSettings(issuer=ISSUER)
+    provider = UpstreamProvider(settings, http=http, redirect_uri="https://as.example/callback", registrar=registrar)
+    with caplog.at_level("ERROR"), pytest.raises(UpstreamError) as raised:
+        await provider.refresh("old-rt")
+    assert not isinstance(raised.value, UpstreamRefreshError)
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "upstream.client_refused"]
+    assert "dynamic registration" in record.getMessage()
+    assert "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID" in record.getMessage()
 
 
 async def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one() -> None:

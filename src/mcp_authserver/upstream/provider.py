@@ -22,7 +22,7 @@ from mcp_authserver._crypto import equals
 from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
 from mcp_authserver.oauth.rfc6749 import add_query
 from mcp_authserver.oauth.urls import url_path
-from mcp_authserver.settings import UpstreamSettings
+from mcp_authserver.settings import UpstreamSettings, env_name
 from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.upstream.registration import UpstreamRegistrar
 from mcp_authserver.upstream.sanitize import clean_error, is_auth_scheme, is_header_token
@@ -35,6 +35,22 @@ logger = logging.getLogger(__name__)
 _ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _MAX_RESPONSE = 256 * 1024
 _JWKS_REFETCH_INTERVAL = 60.0
+
+
+# RFC 6749 §5.2: our own credentials or registration are wrong; no user did anything.
+_CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
+
+
+class _RefusedError(UpstreamError):
+    """The token endpoint refused the grant itself (RFC 6749 §5.2); `error` is already cleaned.
+
+    Callers decide what it means (a failed login, or at refresh only `invalid_grant` ends one); an
+    UpstreamError so that, were a caller to miss it, it is still a 503 and never a 500.
+    """
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -133,7 +149,10 @@ class UpstreamProvider:
             "redirect_uri": self.redirect_uri,
             "code_verifier": code_verifier,
         }
-        body = await self._token_request(metadata, form)
+        try:
+            body = await self._token_request(metadata, form)
+        except _RefusedError as refused:
+            raise AccessDeniedError(f"the identity provider refused the request ({refused.error})") from None
         tokens = _tokens(body, self._clock())
         id_token = body.get("id_token")
         if self._settings.is_oidc:
@@ -152,12 +171,25 @@ class UpstreamProvider:
         return UpstreamIdentity(subject=subject, claims=claims, tokens=_with_subject(tokens, subject))
 
     async def refresh(self, refresh_token: str) -> UpstreamTokens:
-        """RFC 6749 §6. A refused refresh token raises UpstreamRefreshError: only a new login helps."""
+        """RFC 6749 §6.
+
+        Only `invalid_grant` (RFC 6749 §5.2: the refresh token is invalid, expired or revoked)
+        raises UpstreamRefreshError, which ends the login. Any other failure, `invalid_client`
+        and rate limits included, is the upstream's bad day or our configuration, not the user's
+        refusal: UpstreamError, a 503, and the login is kept for when it passes.
+        """
         metadata = await self.metadata()
         try:
             body = await self._token_request(metadata, {"grant_type": "refresh_token", "refresh_token": refresh_token})
-        except AccessDeniedError as exc:
-            raise UpstreamRefreshError(str(exc)) from None
+        except _RefusedError as refused:
+            if refused.error == "invalid_grant":
+                raise UpstreamRefreshError("the identity provider refused the refresh token (invalid_grant)") from None
+            logger.warning(
+                "the upstream refused a refresh with %s; the login is kept",
+                refused.error,
+                extra={"event": "upstream.refresh_failed"},
+            )
+            raise UpstreamError(f"the upstream refused a refresh ({refused.error})") from None
         tokens = _tokens(body, self._clock())
         if tokens.refresh_token is None:  # RFC 6749 §6: the old one stays valid when none is issued
             tokens = UpstreamTokens(**{**_fields(tokens), "refresh_token": refresh_token})
@@ -199,7 +231,39 @@ class UpstreamProvider:
         raise UpstreamError("the upstream publishes no discovery document")
 
     async def _token_request(self, metadata: UpstreamMetadata, form: dict[str, str]) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
+        """The token endpoint's successful answer (RFC 6749 §5.1).
+
+        Raises `_RefusedError` only when the upstream refused the grant itself (RFC 6749 §5.2); every
+        other failure is ours or the upstream's, not the user's, and raises UpstreamError: the
+        network, 5xx, 429, an answer that is not JSON, and our client being refused.
+        """
+        response = await self._authenticated_post(metadata, metadata.token_endpoint, form, "token endpoint")
+        if response.status_code >= 500 or response.status_code == 429:
+            raise UpstreamError(f"the upstream token endpoint answered {response.status_code}")
+        body = _json_object(response, "token response")
+        if response.status_code >= 400 or "error" in body:
+            # Never repeated raw: the upstream chooses this string (see upstream/sanitize.py).
+            error = clean_error(body["error"]) if "error" in body else str(response.status_code)
+            if error in _CLIENT_ERRORS:
+                logger.error(
+                    "the upstream token endpoint refused this server's client (%s): check %s",
+                    error,
+                    self._client_settings_hint(),
+                    extra={"event": "upstream.client_refused"},
+                )
+                raise UpstreamError(f"the upstream token endpoint refused our client ({error})")
+            logger.info("upstream refused a token request: %s", error, extra={"event": "upstream.token_refused"})
+            if error in ("temporarily_unavailable", "server_error"):
+                raise UpstreamError(f"the upstream token endpoint answered {error}")
+            raise _RefusedError(error)
+        if not isinstance(body.get("access_token"), str):
+            raise UpstreamError("the upstream token response has no access_token")
+        return body
+
+    async def _authenticated_post(
+        self, metadata: UpstreamMetadata, url: str, form: dict[str, str], what: str
+    ) -> httpx.Response:
+        """A form POST with our client authentication (RFC 6749 §2.3; RFC 7009 §2.1 uses the same)."""
         client = await self.client()
         secret = client.secret
         method = client.auth_method or _pick_auth_method(metadata, secret)
@@ -212,24 +276,21 @@ class UpstreamProvider:
             if method == "client_secret_post" and secret is not None:
                 form["client_secret"] = secret
         try:
-            response = await self._http.post(
-                metadata.token_endpoint, data=form, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT
+            return await self._http.post(
+                url, data=form, headers={"Accept": "application/json"}, auth=auth or httpx.USE_CLIENT_DEFAULT
             )
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream token endpoint is unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 500:
-            raise UpstreamError(f"the upstream token endpoint answered {response.status_code}")
-        body = _json_object(response, "token response")
-        if response.status_code >= 400 or "error" in body:
-            # Never repeated raw: the upstream chooses this string (see upstream/sanitize.py).
-            error = clean_error(body["error"]) if "error" in body else str(response.status_code)
-            logger.info("upstream refused a token request: %s", error, extra={"event": "upstream.token_refused"})
-            if error in ("temporarily_unavailable", "server_error"):
-                raise UpstreamError(f"the upstream token endpoint answered {error}")
-            raise AccessDeniedError(f"the identity provider refused the request ({error})")
-        if not isinstance(body.get("access_token"), str):
-            raise UpstreamError("the upstream token response has no access_token")
-        return body
+            raise UpstreamError(f"the upstream {what} is unreachable: {type(exc).__name__}") from None
+
+    def _client_settings_hint(self) -> str:
+        """Where an operator fixes a refused client: the configured credentials, or our registration."""
+        if self._settings.client_id:
+            names = ("client_id", "client_secret", "client_secret_file", "token_endpoint_auth_method")
+            return ", ".join(env_name("upstream", name) for name in names)
+        return (
+            "this server's dynamic registration at the upstream (no "
+            f"{env_name('upstream', 'client_id')} is set): the upstream may have deleted it"
+        )
 
     async def _validate_id_token(
         self, id_token: str, metadata: UpstreamMetadata, *, nonce: str, client_id: str
