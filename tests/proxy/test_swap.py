@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -258,3 +260,42 @@ async def test_an_upstream_that_refuses_our_client_keeps_the_login_and_answers_5
         after = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
         assert after is not None
         assert fixed.json()["authorization"] == f"Bearer {after.access_token}" != f"Bearer {before.access_token}"
+
+
+async def test_a_login_whose_upstream_tokens_are_gone_ends_and_the_client_must_log_in_again(harness: Harness) -> None:
+    client_id = (await harness.register())["client_id"]
+    tokens = await harness.tokens_for(client_id)
+    assert (await harness.call_mcp(tokens["access_token"])).status_code == 200
+    await harness.auth.storage.delete_upstream_tokens(await _grant_id(tokens))
+
+    answer = await harness.call_mcp(tokens["access_token"])
+    assert answer.status_code == 401
+    assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+    refreshed = await harness.refresh(client_id, tokens["refresh_token"])
+    assert refreshed.status_code == 400  # today's loop: 200 here, then 401 again at /mcp
+    assert refreshed.json()["error"] == "invalid_grant"
+
+
+async def test_upstream_tokens_sealed_with_a_key_no_longer_configured_end_the_login(
+    clock: FakeClock, upstream_url: str, redis_url: str
+) -> None:
+    old_key, new_key = (base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(2))
+    storage = {"url": redis_url, "key_prefix": f"sealed-{uuid.uuid4().hex[:8]}"}
+    async with running_harness(clock, upstream_url, storage=storage, encryption={"keys": [old_key]}) as harness:
+        client_id = (await harness.register())["client_id"]
+        tokens = await harness.tokens_for(client_id)
+        # A replica (or a restart) where the operator replaced the key instead of adding the new one first.
+        settings = demo_settings(
+            host="127.0.0.1", port=8000, upstream_url=upstream_url, storage=storage, encryption={"keys": [new_key]}
+        )
+        rekeyed = EmbeddedAuthServer(settings, clock=clock, key_provider=harness.auth.key_provider)
+        try:
+            app = rekeyed.protect(Starlette(routes=[Route("/tool", backend)]))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
+                answer = await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        finally:
+            await rekeyed.aclose()
+        assert answer.status_code == 401
+        refreshed = await harness.refresh(client_id, tokens["refresh_token"])
+        assert refreshed.status_code == 400
+        assert refreshed.json()["error"] == "invalid_grant"
