@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -24,6 +23,7 @@ from mcp_authserver.oauth.rfc6749 import add_query
 from mcp_authserver.oauth.urls import url_path
 from mcp_authserver.settings import UpstreamSettings, env_name
 from mcp_authserver.storage.records import UpstreamTokens
+from mcp_authserver.upstream.jwks import UpstreamKeySet
 from mcp_authserver.upstream.registration import UpstreamRegistrar
 from mcp_authserver.upstream.sanitize import clean_error, is_auth_scheme, is_header_token
 
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 # Asymmetric algorithms only: `none` and HMAC (keyed by a secret we share) are never accepted.
 _ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _MAX_RESPONSE = 256 * 1024
-_JWKS_REFETCH_INTERVAL = 60.0
 
 
 # RFC 6749 §5.2: our own credentials or registration are wrong; no user did anything.
@@ -101,8 +100,7 @@ class UpstreamProvider:
         self._metadata: UpstreamMetadata | None = None
         self._metadata_expires = 0.0
         self._metadata_lock = asyncio.Lock()
-        self._jwks: jwt.PyJWKSet | None = None
-        self._jwks_fetched = -_JWKS_REFETCH_INTERVAL
+        self._keys = UpstreamKeySet(self._jwks_document, clock=clock)
 
     async def client(self) -> UpstreamClient:
         """Our client credentials at the upstream: configured, or obtained by dynamic registration."""
@@ -293,58 +291,41 @@ class UpstreamProvider:
         )
 
     async def _validate_id_token(
-        self, id_token: str, metadata: UpstreamMetadata, *, nonce: str, client_id: str
+        self, id_token: str, metadata: UpstreamMetadata, *, nonce: str | None, client_id: str
     ) -> dict[str, Any]:
-        """OIDC Core §3.1.3.7: signature by the upstream's keys, iss, aud, azp, exp, iat and nonce."""
+        """OIDC Core §3.1.3.7: signature by the upstream's keys, iss, aud, azp, exp, iat and nonce.
+
+        `nonce=None` for the ID token of a refresh, which carries none (OIDC Core §12.2).
+        """
+        if metadata.issuer is None:
+            raise UpstreamError("an OpenID Connect upstream needs an issuer to check ID tokens against")
+        if metadata.jwks_uri is None:
+            raise UpstreamError("the upstream publishes no jwks_uri to check ID tokens with")
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.InvalidTokenError:
             raise AccessDeniedError("the identity provider returned a malformed ID token") from None
-        algorithm = header.get("alg")
-        if algorithm not in _ID_TOKEN_ALGORITHMS or algorithm not in metadata.id_token_algorithms:
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if not isinstance(algorithm, str) or algorithm not in _ID_TOKEN_ALGORITHMS:
             raise AccessDeniedError("the ID token is signed with an algorithm we do not accept")
-        key = await self._signing_key(metadata, header.get("kid"))
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                id_token,
-                key,
-                algorithms=[algorithm],
-                audience=client_id,
-                issuer=metadata.issuer,
-                leeway=60,
-                options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_iss": metadata.issuer is not None},
-            )
-        except jwt.InvalidTokenError as exc:
-            logger.warning("rejected an upstream ID token: %s", exc, extra={"event": "upstream.id_token_invalid"})
-            raise AccessDeniedError("the identity provider's ID token did not validate") from None
+        if algorithm not in metadata.id_token_algorithms:
+            raise AccessDeniedError("the ID token is signed with an algorithm we do not accept")
+        if kid is not None and not isinstance(kid, str):
+            raise AccessDeniedError("the identity provider returned a malformed ID token")
+        keys = await self._keys.candidates(metadata.jwks_uri, algorithm=algorithm, kid=kid)
+        if not keys:
+            raise AccessDeniedError("the ID token is signed by a key the identity provider does not publish")
+        claims = _verified_claims(id_token, keys, algorithm, issuer=metadata.issuer, client_id=client_id)
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        if len(audiences) > 1 and claims.get("azp") != client_id:
+        # OIDC Core §3.1.3.7 items 4-5: with several audiences azp must be us; present, it must be us anyway.
+        if (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != client_id:
             raise AccessDeniedError("the ID token was issued to another client (azp)")
-        if not isinstance(claims.get("nonce"), str) or not equals(claims["nonce"], nonce):
+        if nonce is not None and (not isinstance(claims.get("nonce"), str) or not equals(claims["nonce"], nonce)):
             raise AccessDeniedError("the ID token does not carry the nonce of this login")
         return claims
 
-    async def _signing_key(self, metadata: UpstreamMetadata, kid: Any) -> Any:
-        if metadata.jwks_uri is None:
-            raise UpstreamError("the upstream publishes no jwks_uri to check ID tokens with")
-        for attempt in range(2):
-            if self._jwks is None or (attempt == 1 and self._may_refetch_jwks()):
-                response = await self._get(metadata.jwks_uri)
-                try:
-                    self._jwks = jwt.PyJWKSet.from_dict(_json_object(response, "JWKS"))
-                except jwt.PyJWKSetError:
-                    raise UpstreamError("the upstream JWKS holds no usable key") from None
-                self._jwks_fetched = time.monotonic()
-            for key in self._jwks.keys:
-                if kid is None or key.key_id == kid:
-                    return key.key
-            if attempt == 0 and not self._may_refetch_jwks():
-                break
-        raise AccessDeniedError("the ID token is signed by a key the identity provider does not publish")
-
-    def _may_refetch_jwks(self) -> bool:
-        """A new kid may mean the upstream rotated its keys; refetch, but not for every forged token."""
-        return time.monotonic() - self._jwks_fetched >= _JWKS_REFETCH_INTERVAL
+    async def _jwks_document(self, url: str) -> dict[str, Any]:
+        return _json_object(await self._get(url), "JWKS")
 
     async def _userinfo(self, metadata: UpstreamMetadata, access_token: str) -> dict[str, Any]:
         if metadata.userinfo_endpoint is None:
@@ -363,6 +344,34 @@ class UpstreamProvider:
         if response.status_code >= 500:
             raise UpstreamError(f"the identity provider answered {response.status_code}")
         return response
+
+
+def _verified_claims(id_token: str, keys: list[Any], algorithm: str, *, issuer: str, client_id: str) -> dict[str, Any]:
+    """The claims, once one candidate key verifies the signature and the claims hold.
+
+    Without a `kid` several keys may fit; a wrong one is a bad signature, and the next is tried.
+    Any other failure, of a claim or of the key itself, is a refusal, never an exception we did
+    not expect (a key PyJWT cannot use raises InvalidKeyError, which is no InvalidTokenError).
+    """
+    for key in keys:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                id_token,
+                key,
+                algorithms=[algorithm],
+                audience=client_id,
+                issuer=issuer,
+                leeway=60,
+                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            logger.warning("rejected an upstream ID token: %s", exc, extra={"event": "upstream.id_token_invalid"})
+            raise AccessDeniedError("the identity provider's ID token did not validate") from None
+        return claims
+    logger.warning("rejected an upstream ID token: bad signature", extra={"event": "upstream.id_token_invalid"})
+    raise AccessDeniedError("the identity provider's ID token did not validate")
 
 
 def _pick_auth_method(metadata: UpstreamMetadata, secret: str | None) -> str:
