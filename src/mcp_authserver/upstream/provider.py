@@ -161,20 +161,21 @@ class UpstreamProvider:
             )
         else:
             claims = await self._userinfo(metadata, tokens.access_token)
-        subject = claims.get(self._settings.subject_claim)
-        if isinstance(subject, int) and not isinstance(subject, bool):
-            subject = str(subject)  # GitHub's numeric user id
-        if not isinstance(subject, str) or not subject:
+        subject = _subject(claims, self._settings.subject_claim)
+        if subject is None:
             raise AccessDeniedError(f"the identity provider did not say who logged in ({self._settings.subject_claim})")
         return UpstreamIdentity(subject=subject, claims=claims, tokens=_with_subject(tokens, subject))
 
-    async def refresh(self, refresh_token: str) -> UpstreamTokens:
+    async def refresh(self, refresh_token: str, *, subject: str | None = None) -> UpstreamTokens:
         """RFC 6749 §6.
 
         Only `invalid_grant` (RFC 6749 §5.2: the refresh token is invalid, expired or revoked)
         raises UpstreamRefreshError, which ends the login. Any other failure, `invalid_client`
         and rate limits included, is the upstream's bad day or our configuration, not the user's
         refusal: UpstreamError, a 503, and the login is kept for when it passes.
+
+        An ID token in the answer is validated like the login's (but without nonce) and must name
+        `subject`, the user of the login (OIDC Core §12.2); if not, UpstreamRefreshError.
         """
         metadata = await self.metadata()
         try:
@@ -189,9 +190,26 @@ class UpstreamProvider:
             )
             raise UpstreamError(f"the upstream refused a refresh ({refused.error})") from None
         tokens = _tokens(body, self._clock())
+        if self._settings.is_oidc and "id_token" in body:
+            await self._check_refreshed_id_token(body["id_token"], metadata, subject)
         if tokens.refresh_token is None:  # RFC 6749 §6: the old one stays valid when none is issued
             tokens = UpstreamTokens(**{**_fields(tokens), "refresh_token": refresh_token})
         return tokens
+
+    async def _check_refreshed_id_token(self, id_token: Any, metadata: UpstreamMetadata, subject: str | None) -> None:
+        """OIDC Core §12.2: iss, sub, aud, azp as in the first ID token; signature and times as always."""
+        if not isinstance(id_token, str):
+            raise UpstreamRefreshError("the identity provider's refreshed ID token is malformed")
+        client_id = (await self.client()).client_id
+        try:
+            claims = await self._validate_id_token(id_token, metadata, nonce=None, client_id=client_id)
+        except AccessDeniedError as exc:
+            raise UpstreamRefreshError(f"the refreshed ID token did not validate: {exc.description}") from None
+        if subject is not None and _subject(claims, self._settings.subject_claim) != subject:
+            logger.warning(
+                "the upstream refreshed a login for another user", extra={"event": "upstream.id_token_subject_changed"}
+            )
+            raise UpstreamRefreshError("the refreshed ID token names another user")
 
     async def _discover(self) -> UpstreamMetadata:
         settings = self._settings
@@ -372,6 +390,14 @@ def _verified_claims(id_token: str, keys: list[Any], algorithm: str, *, issuer: 
         return claims
     logger.warning("rejected an upstream ID token: bad signature", extra={"event": "upstream.id_token_invalid"})
     raise AccessDeniedError("the identity provider's ID token did not validate")
+
+
+def _subject(claims: dict[str, Any], claim: str) -> str | None:
+    """The user's identifier at the upstream, as a non-empty string (GitHub's numeric `id` included)."""
+    subject = claims.get(claim)
+    if isinstance(subject, int) and not isinstance(subject, bool):
+        subject = str(subject)
+    return subject if isinstance(subject, str) and subject else None
 
 
 def _pick_auth_method(metadata: UpstreamMetadata, secret: str | None) -> str:

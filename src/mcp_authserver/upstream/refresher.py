@@ -109,7 +109,7 @@ class UpstreamTokenRefresher:
             await self._end_login(grant_id, "no upstream refresh token")
             raise UpstreamRefreshError("the upstream access token expired and there is no refresh token")
         try:
-            fresh = await self._upstream.refresh(current.refresh_token)
+            fresh = await self._upstream.refresh(current.refresh_token, subject=current.subject)
         except UpstreamRefreshError as exc:
             await self._end_login(grant_id, str(exc))
             raise
