@@ -8,7 +8,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.harness import ISSUER, PKCE, REDIRECT_URI, Harness, query_of
+from tests.conftest import FakeClock
+from tests.harness import ISSUER, PKCE, REDIRECT_URI, Harness, query_of, running_harness
 
 pytestmark = pytest.mark.anyio
 
@@ -121,3 +122,31 @@ async def test_a_login_that_takes_longer_than_the_login_ttl_must_start_again(har
     harness.clock.advance(601)
     response = await harness.http.get(callback)
     assert response.status_code == 400
+
+
+async def test_a_login_at_explicitly_configured_endpoints_needs_no_discovery(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    requested: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        requested.append(request.url.path)
+
+    upstream = {
+        "issuer": upstream_url,  # still required for OIDC: the ID token's iss is checked against it
+        "authorization_endpoint": f"{upstream_url}/oauth2/authorize",
+        "token_endpoint": f"{upstream_url}/oauth2/token",
+        "jwks_uri": f"{upstream_url}/jwks",
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+    }
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [record]}) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http, upstream=upstream) as harness,
+    ):
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+    assert tokens["access_token"]
+    assert "/oauth2/token" in requested
+    assert not [path for path in requested if "well-known" in path]

@@ -289,3 +289,31 @@ async def test_an_upstream_error_string_is_never_repeated_raw(caplog: pytest.Log
         assert "\r" not in text
         assert "\n" not in text
         assert "x" * 65 not in text
+
+
+async def test_with_every_endpoint_set_there_is_no_discovery_and_the_configured_issuer_checks_iss() -> None:
+    idp = ScriptedIdP()
+    discovery = []
+    idp.override = lambda request: discovery.append(request) if "well-known" in request.url.path else None
+    explicit: dict[str, Any] = {
+        "authorization_endpoint": f"{ISSUER}/authorize",
+        "token_endpoint": f"{ISSUER}/token",
+        "jwks_uri": f"{ISSUER}/jwks",
+    }
+    identity = await scripted_provider(idp, **explicit).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    assert identity.subject == "user-1"
+    assert discovery == []
+    idp.id_claims = {"iss": "https://evil.example"}
+    with pytest.raises(AccessDeniedError):
+        await scripted_provider(idp, **explicit).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    assert discovery == []
+
+
+async def test_without_the_jwks_uri_an_openid_upstream_is_still_discovered() -> None:
+    idp = ScriptedIdP()
+    discovery = []
+    idp.override = lambda request: discovery.append(request) if "well-known" in request.url.path else None
+    provider = scripted_provider(idp, authorization_endpoint=f"{ISSUER}/a", token_endpoint=f"{ISSUER}/token")
+    metadata = await provider.metadata()
+    assert len(discovery) == 1
+    assert (metadata.authorization_endpoint, metadata.jwks_uri) == (f"{ISSUER}/a", f"{ISSUER}/jwks")

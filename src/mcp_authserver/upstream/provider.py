@@ -212,13 +212,31 @@ class UpstreamProvider:
             raise UpstreamRefreshError("the refreshed ID token names another user")
 
     async def _discover(self) -> UpstreamMetadata:
+        """The upstream's metadata: discovered from its issuer, or all from the settings.
+
+        Discovery is skipped only when the settings name every endpoint a login uses (the JWKS for
+        OIDC, userinfo for plain OAuth 2.0) and a client id (registering needs the discovered
+        registration_endpoint); the issuer ID tokens are checked against is then the configured one.
+        """
         settings = self._settings
-        document: dict[str, Any] = {}
-        if settings.issuer is not None:
-            document = await self._fetch_discovery(settings.issuer.rstrip("/"))
+        authorization, token = settings.authorization_endpoint, settings.token_endpoint
+        identifies = settings.jwks_uri if settings.is_oidc else settings.userinfo_endpoint
+        if authorization and token and (settings.issuer is None or (identifies and settings.client_id)):
+            return UpstreamMetadata(
+                issuer=settings.issuer,
+                authorization_endpoint=authorization,
+                token_endpoint=token,
+                userinfo_endpoint=settings.userinfo_endpoint,
+                jwks_uri=settings.jwks_uri,
+                # Unknown without discovery: any asymmetric algorithm whose key type fits (upstream/jwks.py).
+                id_token_algorithms=_ID_TOKEN_ALGORITHMS,
+            )
+        if settings.issuer is None:  # settings validation requires both endpoints without an issuer
+            raise UpstreamError("the upstream has neither an issuer nor explicit endpoints")
+        document = await self._fetch_discovery(settings.issuer.rstrip("/"))
         try:
             return UpstreamMetadata(
-                issuer=document.get("issuer"),
+                issuer=document["issuer"],
                 authorization_endpoint=settings.authorization_endpoint or document["authorization_endpoint"],
                 token_endpoint=settings.token_endpoint or document["token_endpoint"],
                 userinfo_endpoint=settings.userinfo_endpoint or document.get("userinfo_endpoint"),
