@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -150,3 +150,37 @@ async def test_a_login_at_explicitly_configured_endpoints_needs_no_discovery(
     assert tokens["access_token"]
     assert "/oauth2/token" in requested
     assert not [path for path in requested if "well-known" in path]
+
+
+class PromisesIss(httpx.AsyncBaseTransport):
+    """The real upstream, whose discovery document also promises `iss` (RFC 9207 §3), which the mock cannot."""
+
+    def __init__(self) -> None:
+        self._network = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._network.handle_async_request(request)
+        if not request.url.path.endswith("/.well-known/openid-configuration"):
+            return response
+        await response.aread()
+        document = {**response.json(), "authorization_response_iss_parameter_supported": True}
+        return httpx.Response(response.status_code, json=document)
+
+    async def aclose(self) -> None:
+        await self._network.aclose()
+
+
+async def test_a_callback_without_the_iss_its_upstream_promises_is_refused(clock: FakeClock, upstream_url: str) -> None:
+    async with (
+        httpx.AsyncClient(transport=PromisesIss()) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http) as harness,
+    ):
+        callback = await _upstream_login(harness, await _upstream_redirect(harness))
+        assert "iss=" not in callback  # the mock sends none
+        refused = await harness.http.get(callback)
+        assert refused.status_code == 302
+        assert query_of(refused.headers["location"])["error"] == "access_denied"
+
+        callback = await _upstream_login(harness, await _upstream_redirect(harness))
+        accepted = await harness.http.get(callback + "&" + urlencode({"iss": upstream_url}))
+        assert "code" in query_of(accepted.headers["location"])

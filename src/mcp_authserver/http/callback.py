@@ -60,6 +60,9 @@ class CallbackEndpoint:
         if upstream_iss is not None and metadata.issuer is not None and upstream_iss != metadata.issuer:
             # RFC 9207 §2.4: a response from another issuer is a mix-up attack.
             raise AccessDeniedError("the sign-in response came from an unexpected identity provider")
+        if upstream_iss is None and metadata.iss_parameter_supported:
+            # RFC 9207 §2.4: an upstream that promises `iss` (§3) and omits it may not be that upstream.
+            raise AccessDeniedError("the sign-in response lacks the iss its identity provider promises")
         if error := params.get("error"):
             logger.info("upstream login failed: %s", clean_error(error), extra={"event": "callback.upstream_error"})
             if error in _UPSTREAM_OUTAGE_ERRORS:

@@ -20,7 +20,7 @@ from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import equals
 from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
 from mcp_authserver.oauth.rfc6749 import add_query
-from mcp_authserver.oauth.urls import url_path
+from mcp_authserver.oauth.urls import is_loopback_host, url_path
 from mcp_authserver.settings import UpstreamSettings, env_name
 from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.upstream.jwks import UpstreamKeySet
@@ -60,8 +60,10 @@ class UpstreamMetadata:
     userinfo_endpoint: str | None = None
     jwks_uri: str | None = None
     registration_endpoint: str | None = None
+    revocation_endpoint: str | None = None
     token_endpoint_auth_methods: tuple[str, ...] = ()
     id_token_algorithms: tuple[str, ...] = ("RS256",)
+    iss_parameter_supported: bool = False
 
 
 @dataclass(frozen=True)
@@ -234,19 +236,33 @@ class UpstreamProvider:
         if settings.issuer is None:  # settings validation requires both endpoints without an issuer
             raise UpstreamError("the upstream has neither an issuer nor explicit endpoints")
         document = await self._fetch_discovery(settings.issuer.rstrip("/"))
+        configured = {
+            "authorization_endpoint": settings.authorization_endpoint,
+            "token_endpoint": settings.token_endpoint,
+            "userinfo_endpoint": settings.userinfo_endpoint,
+            "jwks_uri": settings.jwks_uri,
+        }
+        used = [*configured, "revocation_endpoint"] + ([] if settings.client_id else ["registration_endpoint"])
+        endpoints = {name: configured.get(name) or _discovered_endpoint(document, name) for name in used}
+        authorization, token = endpoints["authorization_endpoint"], endpoints["token_endpoint"]
+        if authorization is None or token is None:
+            raise UpstreamError("the upstream metadata lacks authorization_endpoint or token_endpoint")
         try:
             return UpstreamMetadata(
                 issuer=document["issuer"],
-                authorization_endpoint=settings.authorization_endpoint or document["authorization_endpoint"],
-                token_endpoint=settings.token_endpoint or document["token_endpoint"],
-                userinfo_endpoint=settings.userinfo_endpoint or document.get("userinfo_endpoint"),
-                jwks_uri=settings.jwks_uri or document.get("jwks_uri"),
-                registration_endpoint=document.get("registration_endpoint"),
+                authorization_endpoint=authorization,
+                token_endpoint=token,
+                userinfo_endpoint=endpoints["userinfo_endpoint"],
+                jwks_uri=endpoints["jwks_uri"],
+                registration_endpoint=endpoints.get("registration_endpoint"),
+                revocation_endpoint=endpoints["revocation_endpoint"],
                 token_endpoint_auth_methods=tuple(document.get("token_endpoint_auth_methods_supported") or ()),
                 id_token_algorithms=tuple(document.get("id_token_signing_alg_values_supported") or ("RS256",)),
+                # RFC 9207 §3: the upstream promises `iss` in every authorization response.
+                iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
             )
-        except (KeyError, TypeError):
-            raise UpstreamError("the upstream metadata lacks authorization_endpoint or token_endpoint") from None
+        except TypeError:
+            raise UpstreamError("the upstream metadata is malformed") from None
 
     async def _fetch_discovery(self, issuer: str) -> dict[str, Any]:
         """OIDC Discovery §4, then RFC 8414 §3.1; the document must name the issuer we asked (§3.3)."""
@@ -408,6 +424,41 @@ def _verified_claims(id_token: str, keys: list[Any], algorithm: str, *, issuer: 
         return claims
     logger.warning("rejected an upstream ID token: bad signature", extra={"event": "upstream.id_token_invalid"})
     raise AccessDeniedError("the identity provider's ID token did not validate")
+
+
+def _discovered_endpoint(document: dict[str, Any], name: str) -> str | None:
+    """An endpoint from the discovery document, which must be https (http only on a loopback host).
+
+    The document comes over the network; an http endpoint elsewhere would send codes, tokens and
+    our client secret in clear (RFC 8414 §2 asks for https). It fails the login as an upstream
+    fault (503), with a log line naming the endpoint, until the upstream or the settings fix it.
+    """
+    value = document.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and _is_secure_endpoint(value):
+        return value
+    shown = clean_error(value, limit=200)
+    logger.error(
+        "the upstream discovery document gives %s as %s: not https (http only on a loopback host); "
+        "logins fail until it is fixed",
+        name,
+        shown,
+        extra={"event": "upstream.insecure_endpoint", "endpoint": name},
+    )
+    raise UpstreamError(f"the upstream's {name} is not https")
+
+
+def _is_secure_endpoint(url: str) -> bool:
+    """https with a host, or http on a loopback host (RFC 8252 §7.3), as for development IdPs."""
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))
 
 
 def _subject(claims: dict[str, Any], claim: str) -> str | None:
