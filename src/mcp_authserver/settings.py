@@ -88,6 +88,9 @@ class UpstreamSettings(_Group):
     token_endpoint: str | None = None
     userinfo_endpoint: str | None = None
     jwks_uri: str | None = None
+    revocation_endpoint: str | None = None
+    """RFC 7009 endpoint where the user's upstream tokens are revoked when their login ends here;
+    by default the discovered `revocation_endpoint`, if any."""
     client_id: str | None = None
     """None: this server registers itself at the upstream (RFC 7591), once for all replicas."""
     client_secret: SecretStr | None = None

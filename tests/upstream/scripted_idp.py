@@ -42,6 +42,8 @@ class ScriptedIdP:
     discovery: dict[str, Any] = field(default_factory=dict)
     """Members added to (or, as None, removed from) the discovery document."""
     jwks_requests: int = 0
+    revocations: list[httpx.Request] = field(default_factory=list)
+    revocation_status: int = 200
 
     def id_token(self, **claims: Any) -> str:
         now = int(time.time())
@@ -80,6 +82,9 @@ class ScriptedIdP:
             body = {"access_token": "upstream-at", "token_type": "Bearer", "expires_in": 600,
                     "refresh_token": "upstream-rt", "id_token": self.id_token()}  # fmt: skip
             return httpx.Response(self.token_status, json=body)
+        if path == "/revoke":
+            self.revocations.append(request)
+            return httpx.Response(self.revocation_status, json={"error": "invalid_request"})
         if path == "/userinfo":
             return httpx.Response(200, json=self.userinfo)
         return httpx.Response(404)

@@ -8,6 +8,7 @@ the IdP is back (a crash loop at boot helps nobody). Every failure to reach the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,6 +199,28 @@ class UpstreamProvider:
             tokens = UpstreamTokens(**{**_fields(tokens), "refresh_token": refresh_token})
         return tokens
 
+    async def revoke(self, tokens: UpstreamTokens) -> bool:
+        """RFC 7009 §2.1: revoke the user's refresh token at the upstream (which, §2.1 says, should
+        revoke the access tokens issued with it), or the access token when there is none.
+
+        False when the upstream has no revocation endpoint; UpstreamError when it did not answer 200
+        (RFC 7009 §2.2: 200 also for a token that is already invalid).
+        """
+        metadata = await self.metadata()
+        if metadata.revocation_endpoint is None:
+            return False
+        if tokens.refresh_token is not None:
+            form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
+        else:
+            form = {"token": tokens.access_token, "token_type_hint": "access_token"}
+        response = await self._authenticated_post(metadata, metadata.revocation_endpoint, form, "revocation endpoint")
+        if response.status_code != 200:
+            error = ""
+            with contextlib.suppress(UpstreamError):
+                error = clean_error(_json_object(response, "revocation response").get("error", ""))
+            raise UpstreamError(f"the upstream revocation endpoint answered {response.status_code} {error}".rstrip())
+        return True
+
     async def _check_refreshed_id_token(self, id_token: Any, metadata: UpstreamMetadata, subject: str | None) -> None:
         """OIDC Core §12.2: iss, sub, aud, azp as in the first ID token; signature and times as always."""
         if not isinstance(id_token, str):
@@ -230,6 +253,7 @@ class UpstreamProvider:
                 token_endpoint=token,
                 userinfo_endpoint=settings.userinfo_endpoint,
                 jwks_uri=settings.jwks_uri,
+                revocation_endpoint=settings.revocation_endpoint,
                 # Unknown without discovery: any asymmetric algorithm whose key type fits (upstream/jwks.py).
                 id_token_algorithms=_ID_TOKEN_ALGORITHMS,
             )
@@ -241,8 +265,9 @@ class UpstreamProvider:
             "token_endpoint": settings.token_endpoint,
             "userinfo_endpoint": settings.userinfo_endpoint,
             "jwks_uri": settings.jwks_uri,
+            "revocation_endpoint": settings.revocation_endpoint,
         }
-        used = [*configured, "revocation_endpoint"] + ([] if settings.client_id else ["registration_endpoint"])
+        used = [*configured] + ([] if settings.client_id else ["registration_endpoint"])
         endpoints = {name: configured.get(name) or _discovered_endpoint(document, name) for name in used}
         authorization, token = endpoints["authorization_endpoint"], endpoints["token_endpoint"]
         if authorization is None or token is None:
