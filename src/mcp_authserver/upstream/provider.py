@@ -12,7 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import jwt
@@ -21,20 +21,16 @@ from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import equals
 from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
 from mcp_authserver.oauth.rfc6749 import add_query
-from mcp_authserver.oauth.urls import is_loopback_host, url_path
 from mcp_authserver.settings import UpstreamSettings, env_name
 from mcp_authserver.storage.records import UpstreamTokens
+from mcp_authserver.upstream.discovery import ID_TOKEN_ALGORITHMS, UpstreamMetadata, discover
 from mcp_authserver.upstream.jwks import UpstreamKeySet
 from mcp_authserver.upstream.registration import UpstreamRegistrar
-from mcp_authserver.upstream.sanitize import clean_error, is_auth_scheme, is_header_token
+from mcp_authserver.upstream.sanitize import clean_error, is_auth_scheme, is_header_token, json_object
 
 __all__ = ["UpstreamClient", "UpstreamIdentity", "UpstreamMetadata", "UpstreamProvider"]
 
 logger = logging.getLogger(__name__)
-
-# Asymmetric algorithms only: `none` and HMAC (keyed by a secret we share) are never accepted.
-_ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-_MAX_RESPONSE = 256 * 1024
 
 
 # RFC 6749 §5.2: our own credentials or registration are wrong; no user did anything.
@@ -51,20 +47,6 @@ class _RefusedError(UpstreamError):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
-
-
-@dataclass(frozen=True)
-class UpstreamMetadata:
-    issuer: str | None
-    authorization_endpoint: str
-    token_endpoint: str
-    userinfo_endpoint: str | None = None
-    jwks_uri: str | None = None
-    registration_endpoint: str | None = None
-    revocation_endpoint: str | None = None
-    token_endpoint_auth_methods: tuple[str, ...] = ()
-    id_token_algorithms: tuple[str, ...] = ("RS256",)
-    iss_parameter_supported: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,7 +104,7 @@ class UpstreamProvider:
             return self._metadata
         async with self._metadata_lock:
             if self._metadata is None or self._clock() >= self._metadata_expires:
-                self._metadata = await self._discover()
+                self._metadata = await discover(self._settings, self._get)
                 self._metadata_expires = self._clock() + self._settings.discovery_ttl.total_seconds()
         return self._metadata
 
@@ -217,7 +199,7 @@ class UpstreamProvider:
         if response.status_code != 200:
             error = ""
             with contextlib.suppress(UpstreamError):
-                error = clean_error(_json_object(response, "revocation response").get("error", ""))
+                error = clean_error(json_object(response, "revocation response").get("error", ""))
             raise UpstreamError(f"the upstream revocation endpoint answered {response.status_code} {error}".rstrip())
         return True
 
@@ -236,75 +218,6 @@ class UpstreamProvider:
             )
             raise UpstreamRefreshError("the refreshed ID token names another user")
 
-    async def _discover(self) -> UpstreamMetadata:
-        """The upstream's metadata: discovered from its issuer, or all from the settings.
-
-        Discovery is skipped only when the settings name every endpoint a login uses (the JWKS for
-        OIDC, userinfo for plain OAuth 2.0) and a client id (registering needs the discovered
-        registration_endpoint); the issuer ID tokens are checked against is then the configured one.
-        """
-        settings = self._settings
-        authorization, token = settings.authorization_endpoint, settings.token_endpoint
-        identifies = settings.jwks_uri if settings.is_oidc else settings.userinfo_endpoint
-        if authorization and token and (settings.issuer is None or (identifies and settings.client_id)):
-            return UpstreamMetadata(
-                issuer=settings.issuer,
-                authorization_endpoint=authorization,
-                token_endpoint=token,
-                userinfo_endpoint=settings.userinfo_endpoint,
-                jwks_uri=settings.jwks_uri,
-                revocation_endpoint=settings.revocation_endpoint,
-                # Unknown without discovery: any asymmetric algorithm whose key type fits (upstream/jwks.py).
-                id_token_algorithms=_ID_TOKEN_ALGORITHMS,
-            )
-        if settings.issuer is None:  # settings validation requires both endpoints without an issuer
-            raise UpstreamError("the upstream has neither an issuer nor explicit endpoints")
-        document = await self._fetch_discovery(settings.issuer.rstrip("/"))
-        configured = {
-            "authorization_endpoint": settings.authorization_endpoint,
-            "token_endpoint": settings.token_endpoint,
-            "userinfo_endpoint": settings.userinfo_endpoint,
-            "jwks_uri": settings.jwks_uri,
-            "revocation_endpoint": settings.revocation_endpoint,
-        }
-        used = [*configured] + ([] if settings.client_id else ["registration_endpoint"])
-        endpoints = {name: configured.get(name) or _discovered_endpoint(document, name) for name in used}
-        authorization, token = endpoints["authorization_endpoint"], endpoints["token_endpoint"]
-        if authorization is None or token is None:
-            raise UpstreamError("the upstream metadata lacks authorization_endpoint or token_endpoint")
-        try:
-            return UpstreamMetadata(
-                issuer=document["issuer"],
-                authorization_endpoint=authorization,
-                token_endpoint=token,
-                userinfo_endpoint=endpoints["userinfo_endpoint"],
-                jwks_uri=endpoints["jwks_uri"],
-                registration_endpoint=endpoints.get("registration_endpoint"),
-                revocation_endpoint=endpoints["revocation_endpoint"],
-                token_endpoint_auth_methods=tuple(document.get("token_endpoint_auth_methods_supported") or ()),
-                id_token_algorithms=tuple(document.get("id_token_signing_alg_values_supported") or ("RS256",)),
-                # RFC 9207 §3: the upstream promises `iss` in every authorization response.
-                iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
-            )
-        except TypeError:
-            raise UpstreamError("the upstream metadata is malformed") from None
-
-    async def _fetch_discovery(self, issuer: str) -> dict[str, Any]:
-        """OIDC Discovery §4, then RFC 8414 §3.1; the document must name the issuer we asked (§3.3)."""
-        parts = urlsplit(issuer)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        candidates = [issuer + "/.well-known/openid-configuration"]
-        candidates.append(origin + "/.well-known/oauth-authorization-server" + url_path(issuer))
-        for url in candidates:
-            response = await self._get(url)
-            if response.status_code == 404:
-                continue
-            document = _json_object(response, "discovery document")
-            if str(document.get("issuer", "")).rstrip("/") != issuer:
-                raise UpstreamError("the upstream discovery document names a different issuer (RFC 8414 §3.3)")
-            return document
-        raise UpstreamError("the upstream publishes no discovery document")
-
     async def _token_request(self, metadata: UpstreamMetadata, form: dict[str, str]) -> dict[str, Any]:
         """The token endpoint's successful answer (RFC 6749 §5.1).
 
@@ -315,7 +228,7 @@ class UpstreamProvider:
         response = await self._authenticated_post(metadata, metadata.token_endpoint, form, "token endpoint")
         if response.status_code >= 500 or response.status_code == 429:
             raise UpstreamError(f"the upstream token endpoint answered {response.status_code}")
-        body = _json_object(response, "token response")
+        body = json_object(response, "token response")
         if response.status_code >= 400 or "error" in body:
             # Never repeated raw: the upstream chooses this string (see upstream/sanitize.py).
             error = clean_error(body["error"]) if "error" in body else str(response.status_code)
@@ -383,7 +296,7 @@ class UpstreamProvider:
         except jwt.InvalidTokenError:
             raise AccessDeniedError("the identity provider returned a malformed ID token") from None
         algorithm, kid = header.get("alg"), header.get("kid")
-        if not isinstance(algorithm, str) or algorithm not in _ID_TOKEN_ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ID_TOKEN_ALGORITHMS:
             raise AccessDeniedError("the ID token is signed with an algorithm we do not accept")
         if algorithm not in metadata.id_token_algorithms:
             raise AccessDeniedError("the ID token is signed with an algorithm we do not accept")
@@ -402,7 +315,7 @@ class UpstreamProvider:
         return claims
 
     async def _jwks_document(self, url: str) -> dict[str, Any]:
-        return _json_object(await self._get(url), "JWKS")
+        return json_object(await self._get(url), "JWKS")
 
     async def _userinfo(self, metadata: UpstreamMetadata, access_token: str) -> dict[str, Any]:
         if metadata.userinfo_endpoint is None:
@@ -411,7 +324,7 @@ class UpstreamProvider:
         response = await self._get(metadata.userinfo_endpoint, headers=headers)
         if response.status_code in (401, 403):
             raise AccessDeniedError("the identity provider refused to say who logged in")
-        return _json_object(response, "userinfo response")
+        return json_object(response, "userinfo response")
 
     async def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
         try:
@@ -451,41 +364,6 @@ def _verified_claims(id_token: str, keys: list[Any], algorithm: str, *, issuer: 
     raise AccessDeniedError("the identity provider's ID token did not validate")
 
 
-def _discovered_endpoint(document: dict[str, Any], name: str) -> str | None:
-    """An endpoint from the discovery document, which must be https (http only on a loopback host).
-
-    The document comes over the network; an http endpoint elsewhere would send codes, tokens and
-    our client secret in clear (RFC 8414 §2 asks for https). It fails the login as an upstream
-    fault (503), with a log line naming the endpoint, until the upstream or the settings fix it.
-    """
-    value = document.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str) and _is_secure_endpoint(value):
-        return value
-    shown = clean_error(value, limit=200)
-    logger.error(
-        "the upstream discovery document gives %s as %s: not https (http only on a loopback host); "
-        "logins fail until it is fixed",
-        name,
-        shown,
-        extra={"event": "upstream.insecure_endpoint", "endpoint": name},
-    )
-    raise UpstreamError(f"the upstream's {name} is not https")
-
-
-def _is_secure_endpoint(url: str) -> bool:
-    """https with a host, or http on a loopback host (RFC 8252 §7.3), as for development IdPs."""
-    parts = urlsplit(url)
-    try:
-        host = parts.hostname
-    except ValueError:
-        return False
-    if not host:
-        return False
-    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))
-
-
 def _subject(claims: dict[str, Any], claim: str) -> str | None:
     """The user's identifier at the upstream, as a non-empty string (GitHub's numeric `id` included)."""
     subject = claims.get(claim)
@@ -499,18 +377,6 @@ def _pick_auth_method(metadata: UpstreamMetadata, secret: str | None) -> str:
         return "none"
     supported = metadata.token_endpoint_auth_methods or ("client_secret_basic",)
     return "client_secret_basic" if "client_secret_basic" in supported else "client_secret_post"
-
-
-def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
-    if len(response.content) > _MAX_RESPONSE:
-        raise UpstreamError(f"the upstream {what} is too large")
-    try:
-        body = response.json()
-    except ValueError:
-        raise UpstreamError(f"the upstream {what} is not JSON (status {response.status_code})") from None
-    if not isinstance(body, dict):
-        raise UpstreamError(f"the upstream {what} is not a JSON object")
-    return body
 
 
 def _tokens(body: dict[str, Any], now: float) -> UpstreamTokens:

@@ -9,11 +9,27 @@ valid header value makes the proxied request fail with a 500 instead of a clean 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["ERROR_LIMIT", "authorization_value", "clean_error", "is_auth_scheme", "is_header_token"]
+import httpx
+
+from mcp_authserver.errors import UpstreamError
+
+__all__ = [
+    "ERROR_LIMIT",
+    "MAX_RESPONSE",
+    "authorization_value",
+    "clean_error",
+    "is_auth_scheme",
+    "is_header_token",
+    "json_object",
+]
 
 ERROR_LIMIT = 64
 """Longest upstream `error` string we repeat; real codes (RFC 6749 §5.2) are under 30 characters."""
+
+MAX_RESPONSE = 256 * 1024
+"""Largest upstream JSON answer we parse."""
 
 # RFC 6749 §5.2: the characters `error` and `error_description` may hold.
 _NOT_ERROR_CHAR = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -47,3 +63,16 @@ def authorization_value(token_type: str, access_token: str) -> bytes | None:
     if not is_auth_scheme(scheme) or not is_header_token(access_token):
         return None
     return f"{scheme} {access_token}".encode("ascii")
+
+
+def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The answer as a JSON object, bounded in size; anything else is an upstream fault, not a refusal."""
+    if len(response.content) > MAX_RESPONSE:
+        raise UpstreamError(f"the upstream {what} is too large")
+    try:
+        body = response.json()
+    except ValueError:
+        raise UpstreamError(f"the upstream {what} is not JSON (status {response.status_code})") from None
+    if not isinstance(body, dict):
+        raise UpstreamError(f"the upstream {what} is not a JSON object")
+    return body
