@@ -6,16 +6,17 @@ keys its refresh-token family and the user's upstream tokens, so revoking it end
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_authserver._clock import Clock
 from mcp_authserver._crypto import credential_hash, fingerprint, new_secret, open_sealed, seal_to
-from mcp_authserver.errors import InvalidGrantError, InvalidScopeError
+from mcp_authserver.errors import InvalidGrantError, InvalidScopeError, StorageError
 from mcp_authserver.oauth import rfc7636
 from mcp_authserver.oauth.rfc6749 import parse_scope
 from mcp_authserver.oauth.rfc8707 import check_resource
@@ -29,6 +30,9 @@ from mcp_authserver.storage.records import (
     UpstreamTokens,
 )
 from mcp_authserver.tokens.access import AccessTokenIssuer, AuthenticatedPrincipal
+
+if TYPE_CHECKING:
+    from mcp_authserver.upstream.revocation import UpstreamRevoker
 
 __all__ = ["GrantService", "TokenResponse"]
 
@@ -68,8 +72,10 @@ class GrantService:
         *,
         resource: str,
         clock: Clock,
+        upstream_revoker: UpstreamRevoker | None = None,
     ) -> None:
         self._storage = storage
+        self._upstream_revoker = upstream_revoker
         self._access_tokens = access_tokens
         self._resource = resource
         self._clock = clock
@@ -198,12 +204,19 @@ class GrantService:
 
     async def revoke_grant(self, grant_id: str, *, reason: str) -> None:
         """End a login: its access tokens (by a revocation every replica sees), then the login record with
-        its refresh family and upstream tokens."""
+        its refresh family and upstream tokens, which are also revoked at the upstream (RFC 7009), best
+        effort and after answering."""
+        upstream = None
+        if self._upstream_revoker is not None:
+            with contextlib.suppress(StorageError):  # read before they are deleted; never in the way of ours
+                upstream = await self._storage.get_upstream_tokens(grant_id)
         await self._storage.revoke_grant(grant_id, ttl=self._revocation_ttl)
         await self._storage.delete_grant(grant_id)
         logger.warning(
             "grant revoked", extra={"event": "grant.revoked", "reason": reason, "grant": fingerprint(grant_id)}
         )
+        if upstream is not None and self._upstream_revoker is not None:
+            self._upstream_revoker.schedule(upstream, grant_id=grant_id)
 
     async def revoke_access_token(self, token: AuthenticatedPrincipal) -> None:
         """RFC 7009 for an access token: it and the older tokens of its login stop; the login refreshes on."""

@@ -34,6 +34,7 @@ from mcp_authserver.tokens.keys import KeyProvider
 from mcp_authserver.upstream.provider import UpstreamProvider
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 from mcp_authserver.upstream.registration import UpstreamRegistrar
+from mcp_authserver.upstream.revocation import UpstreamRevoker
 
 __all__ = ["EmbeddedAuthServer"]
 
@@ -106,7 +107,16 @@ class EmbeddedAuthServer:
             leeway=tokens.leeway.total_seconds(),
             clock=clock,
         )
-        self.grants = GrantService(self.storage, self.access_tokens, tokens, resource=settings.resource, clock=clock)
+        self.upstream_revoker = UpstreamRevoker(self.upstream)
+        """Revokes the user's upstream tokens (RFC 7009) when a grant is revoked; closed by `aclose`."""
+        self.grants = GrantService(
+            self.storage,
+            self.access_tokens,
+            tokens,
+            resource=settings.resource,
+            clock=clock,
+            upstream_revoker=self.upstream_revoker,
+        )
         self.upstream_refresher = UpstreamTokenRefresher(
             self.storage,
             self.upstream,
@@ -239,10 +249,12 @@ class EmbeddedAuthServer:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Release the HTTP client and the storage connection. Safe to call more than once."""
+        """Cancel pending upstream revocations, release the HTTP client and the storage connection.
+        Safe to call more than once."""
         if self._closed:
             return
         self._closed = True
+        await self.upstream_revoker.aclose()  # before the HTTP client it uses is closed
         if self._owns_http:
             await self._http.aclose()
         await self.storage.aclose()

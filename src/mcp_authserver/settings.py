@@ -85,11 +85,15 @@ class UpstreamSettings(_Group):
     """The identity provider users actually log in to (OpenID Connect, or plain OAuth 2.0)."""
 
     issuer: str | None = None
-    """Issuer URL; its `/.well-known/openid-configuration` (or RFC 8414 document) supplies the endpoints."""
+    """Issuer URL; its `/.well-known/openid-configuration` (or RFC 8414 document) supplies the endpoints.
+    Required for OpenID Connect (`openid` in scopes), even with every endpoint set: ID tokens' `iss`."""
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
     userinfo_endpoint: str | None = None
     jwks_uri: str | None = None
+    revocation_endpoint: str | None = None
+    """RFC 7009 endpoint where the user's upstream tokens are revoked when their login ends here;
+    by default the discovered `revocation_endpoint`, if any."""
     client_id: str | None = None
     """None: this server registers itself at the upstream (RFC 7591), once for all replicas."""
     client_secret: SecretStr | None = None
@@ -121,6 +125,9 @@ class UpstreamSettings(_Group):
                 raise ValueError("set client_id, or issuer so this server can register at the upstream itself")
             if self.client_secret is not None or self.client_secret_file is not None:
                 raise ValueError("client_secret goes with client_id")
+        if self.is_oidc and self.issuer is None:
+            # OIDC Core §3.1.3.7 item 2: the ID token's iss must be the upstream's issuer, so we must know it.
+            raise ValueError("set issuer: with openid among the scopes, each ID token's iss is checked against it")
         reserved = {"client_id", "redirect_uri", "state", "nonce", "code_challenge", "code_challenge_method"}
         if clash := reserved & set(self.extra_authorize_params):
             raise ValueError(f"extra_authorize_params may not set {sorted(clash)}")

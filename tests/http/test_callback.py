@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -78,6 +79,25 @@ async def test_an_upstream_error_returns_access_denied_to_the_client(harness: Ha
     assert (query["error"], query["state"], query["iss"]) == ("access_denied", "client-state-123", ISSUER)
 
 
+async def test_an_upstream_error_string_is_logged_cleaned_and_never_echoed(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = query_of(await _upstream_redirect(harness))["state"]
+    hostile = quote("access_denied\r\nforged log line \u00e9" + "x" * 500)
+    with caplog.at_level("INFO"):
+        response = await harness.http.get(f"/oauth/callback?error={hostile}&error_description={hostile}&state={state}")
+    query = query_of(response.headers["location"])
+    assert query["error"] == "access_denied"
+    assert "forged" not in query.get("error_description", "")
+    logged = [record.getMessage() for record in caplog.records if "upstream login failed" in record.getMessage()]
+    assert logged
+    for message in logged:
+        assert message.isascii()
+        assert "\n" not in message
+        assert "\r" not in message
+        assert "x" * 65 not in message
+
+
 async def test_an_upstream_outage_error_returns_temporarily_unavailable(harness: Harness) -> None:
     state = query_of(await _upstream_redirect(harness))["state"]
     response = await harness.http.get(f"/oauth/callback?error=temporarily_unavailable&state={state}")
@@ -117,3 +137,65 @@ async def test_a_client_deleted_during_the_login_gets_no_code_and_no_redirect(
         assert "location" not in response.headers
         assert "no longer registered" in response.text
     assert storage.writes["code"] == 0
+
+
+async def test_a_login_at_explicitly_configured_endpoints_needs_no_discovery(
+    clock: FakeClock, upstream_url: str
+) -> None:
+    from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    requested: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        requested.append(request.url.path)
+
+    upstream = {
+        "issuer": upstream_url,  # still required for OIDC: the ID token's iss is checked against it
+        "authorization_endpoint": f"{upstream_url}/oauth2/authorize",
+        "token_endpoint": f"{upstream_url}/oauth2/token",
+        "jwks_uri": f"{upstream_url}/jwks",
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+    }
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [record]}) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http, upstream=upstream) as harness,
+    ):
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+    assert tokens["access_token"]
+    assert "/oauth2/token" in requested
+    assert not [path for path in requested if "well-known" in path]
+
+
+class PromisesIss(httpx.AsyncBaseTransport):
+    """The real upstream, whose discovery document also promises `iss` (RFC 9207 §3), which the mock cannot."""
+
+    def __init__(self) -> None:
+        self._network = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._network.handle_async_request(request)
+        if not request.url.path.endswith("/.well-known/openid-configuration"):
+            return response
+        await response.aread()
+        document = {**response.json(), "authorization_response_iss_parameter_supported": True}
+        return httpx.Response(response.status_code, json=document)
+
+    async def aclose(self) -> None:
+        await self._network.aclose()
+
+
+async def test_a_callback_without_the_iss_its_upstream_promises_is_refused(clock: FakeClock, upstream_url: str) -> None:
+    async with (
+        httpx.AsyncClient(transport=PromisesIss()) as upstream_http,
+        running_harness(clock, upstream_url, http_client=upstream_http) as harness,
+    ):
+        callback = await _upstream_login(harness, await _upstream_redirect(harness))
+        assert "iss=" not in callback  # the mock sends none
+        refused = await harness.http.get(callback)
+        assert refused.status_code == 302
+        assert query_of(refused.headers["location"])["error"] == "access_denied"
+
+        callback = await _upstream_login(harness, await _upstream_redirect(harness))
+        accepted = await harness.http.get(callback + "&" + urlencode({"iss": upstream_url}))
+        assert "code" in query_of(accepted.headers["location"])

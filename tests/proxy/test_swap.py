@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -198,3 +201,101 @@ async def test_two_replicas_on_one_redis_refresh_an_expiring_login_once(
     assert [answer.status_code for answer in answers] == [200] * 50
     assert calls.refreshes == 1
     assert len({answer.json()["authorization"] for answer in answers}) == 1
+
+
+@pytest.mark.parametrize("stored", ["at\r\nX-Injected: 1", "t\u00f6ken-\u20ac"])
+async def test_a_stored_upstream_token_that_is_no_header_value_is_a_503_and_never_reaches_the_backend(
+    harness: Harness, stored: str
+) -> None:
+    from mcp_authserver.storage.records import UpstreamTokens
+
+    tokens = await harness.tokens_for((await harness.register())["client_id"])
+    grant_id = await _grant_id(tokens)
+    bad = UpstreamTokens(access_token=stored, expires_at=harness.clock.now + 3600, subject="alice@example.com")
+    assert await harness.auth.storage.put_upstream_tokens(grant_id, bad)
+    async with proxy(harness) as client:
+        answer = await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
+    assert "authorization" not in answer.text
+
+
+async def test_an_upstream_that_refuses_our_client_keeps_the_login_and_answers_503(
+    clock: FakeClock, registering_upstream_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """invalid_client is our configuration (here a rotated secret file), not the user's refusal."""
+    async with httpx.AsyncClient() as admin:  # a client registered at the (real) upstream, as an operator would
+        registered = await admin.post(
+            f"{registering_upstream_url}/oauth2/clients", json={"redirect_uris": [f"{ISSUER}/oauth/callback"]}
+        )
+    assert registered.status_code == 201, registered.text
+    secret_file = tmp_path / "upstream-secret"
+    secret_file.write_text(registered.json()["client_secret"])
+    upstream = {
+        "issuer": registering_upstream_url,
+        "client_id": registered.json()["client_id"],
+        "client_secret_file": str(secret_file),
+    }
+    async with running_harness(clock, registering_upstream_url, upstream=upstream) as harness:
+        client_id = (await harness.register())["client_id"]
+        tokens = await harness.tokens_for(client_id)
+        before = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+        assert before is not None
+        assert before.expires_at is not None
+        clock.advance(before.expires_at - clock.now - 10)
+        secret_file.write_text("a-secret-the-upstream-does-not-know")
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        async with proxy(harness) as client:
+            with caplog.at_level("ERROR"):
+                refused = await client.get("/tool", headers=headers)
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"]
+            assert any("MCP_AUTHSERVER_UPSTREAM__CLIENT_SECRET_FILE" in r.getMessage() for r in caplog.records)
+            refreshed = await harness.refresh(client_id, tokens["refresh_token"])
+            assert refreshed.status_code == 200  # the login was kept
+
+            secret_file.write_text(registered.json()["client_secret"])  # the operator fixes the file
+            fixed = await client.get("/tool", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"})
+        assert fixed.status_code == 200
+        after = await harness.auth.upstream_tokens.get_upstream_tokens(await _grant_id(tokens))
+        assert after is not None
+        assert fixed.json()["authorization"] == f"Bearer {after.access_token}" != f"Bearer {before.access_token}"
+
+
+async def test_a_login_whose_upstream_tokens_are_gone_ends_and_the_client_must_log_in_again(harness: Harness) -> None:
+    client_id = (await harness.register())["client_id"]
+    tokens = await harness.tokens_for(client_id)
+    assert (await harness.call_mcp(tokens["access_token"])).status_code == 200
+    await harness.auth.storage.delete_upstream_tokens(await _grant_id(tokens))
+
+    answer = await harness.call_mcp(tokens["access_token"])
+    assert answer.status_code == 401
+    assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+    refreshed = await harness.refresh(client_id, tokens["refresh_token"])
+    assert refreshed.status_code == 400  # today's loop: 200 here, then 401 again at /mcp
+    assert refreshed.json()["error"] == "invalid_grant"
+
+
+async def test_upstream_tokens_sealed_with_a_key_no_longer_configured_end_the_login(
+    clock: FakeClock, upstream_url: str, redis_url: str
+) -> None:
+    old_key, new_key = (base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(2))
+    storage = {"url": redis_url, "key_prefix": f"sealed-{uuid.uuid4().hex[:8]}"}
+    async with running_harness(clock, upstream_url, storage=storage, encryption={"keys": [old_key]}) as harness:
+        client_id = (await harness.register())["client_id"]
+        tokens = await harness.tokens_for(client_id)
+        # A replica (or a restart) where the operator replaced the key instead of adding the new one first.
+        settings = demo_settings(
+            host="127.0.0.1", port=8000, upstream_url=upstream_url, storage=storage, encryption={"keys": [new_key]}
+        )
+        rekeyed = EmbeddedAuthServer(settings, clock=clock, key_provider=harness.auth.key_provider)
+        try:
+            app = rekeyed.protect(Starlette(routes=[Route("/tool", backend)]))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
+                answer = await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        finally:
+            await rekeyed.aclose()
+        assert answer.status_code == 401
+        refreshed = await harness.refresh(client_id, tokens["refresh_token"])
+        assert refreshed.status_code == 400
+        assert refreshed.json()["error"] == "invalid_grant"

@@ -214,6 +214,7 @@ def test_a_missing_required_setting_is_a_configuration_error_naming_its_variable
 
 def test_an_upstream_needs_an_issuer_or_both_endpoints(environment: pytest.MonkeyPatch) -> None:
     environment.delenv("MCP_AUTHSERVER_UPSTREAM__ISSUER")
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__SCOPES", "read:user")  # plain OAuth 2.0, as GitHub
     environment.setenv("MCP_AUTHSERVER_UPSTREAM__AUTHORIZATION_ENDPOINT", "https://github.com/login/oauth/authorize")
     message = configuration_error()
     assert "MCP_AUTHSERVER_UPSTREAM__ISSUER" in message
@@ -221,6 +222,22 @@ def test_an_upstream_needs_an_issuer_or_both_endpoints(environment: pytest.Monke
 
     environment.setenv("MCP_AUTHSERVER_UPSTREAM__TOKEN_ENDPOINT", "https://github.com/login/oauth/access_token")
     assert AuthServerSettings().upstream.issuer is None
+
+
+def test_an_openid_connect_upstream_needs_its_issuer_even_with_every_endpoint_set(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    environment.delenv("MCP_AUTHSERVER_UPSTREAM__ISSUER")
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__AUTHORIZATION_ENDPOINT", "https://idp.example/authorize")
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__TOKEN_ENDPOINT", "https://idp.example/token")
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__JWKS_URI", "https://idp.example/jwks")
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__SCOPES", "openid email")
+    message = configuration_error()
+    assert "MCP_AUTHSERVER_UPSTREAM__ISSUER" in message
+    assert "MCP_AUTHSERVER_UPSTREAM__SCOPES" in message
+
+    environment.setenv("MCP_AUTHSERVER_UPSTREAM__ISSUER", "https://idp.example")
+    assert AuthServerSettings().upstream.issuer == "https://idp.example"
 
 
 def test_default_scopes_must_be_among_the_supported_scopes(environment: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import time
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,68 +19,14 @@ from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefr
 from mcp_authserver.settings import UpstreamSettings
 from mcp_authserver.tokens.keys import SigningKey
 from mcp_authserver.upstream.provider import UpstreamProvider
+from tests.upstream.scripted_idp import CLIENT_ID, ISSUER, NONCE, ScriptedIdP, scripted_provider
 
 pytestmark = pytest.mark.anyio
-
-ISSUER = "https://idp.example"
-CLIENT_ID = "our-client"
-NONCE = "the-nonce"
-
-
-@dataclass
-class ScriptedIdP:
-    key: SigningKey = field(default_factory=lambda: SigningKey.generate("RS256"))
-    id_claims: dict[str, Any] = field(default_factory=dict)
-    id_header: dict[str, Any] = field(default_factory=dict)
-    signing_key: SigningKey | None = None
-    token_status: int = 200
-    token_body: dict[str, Any] | None = None
-    discovery_issuer: str = ISSUER
-    userinfo: dict[str, Any] = field(default_factory=lambda: {"id": 4242, "login": "octocat"})
-    token_requests: list[httpx.Request] = field(default_factory=list)
-
-    def id_token(self) -> str:
-        now = int(time.time())
-        claims = {"iss": ISSUER, "sub": "user-1", "aud": CLIENT_ID, "exp": now + 300, "iat": now, "nonce": NONCE}
-        claims.update(self.id_claims)
-        key = self.signing_key or self.key
-        headers = {"kid": key.kid, **self.id_header}
-        algorithm = headers.pop("alg", key.algorithm)
-        return jwt.encode(claims, key.private_key, algorithm=algorithm, headers=headers)
-
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path == "/.well-known/openid-configuration":
-            return httpx.Response(200, json={
-                "issuer": self.discovery_issuer, "authorization_endpoint": f"{ISSUER}/authorize",
-                "token_endpoint": f"{ISSUER}/token", "jwks_uri": f"{ISSUER}/jwks",
-                "userinfo_endpoint": f"{ISSUER}/userinfo", "id_token_signing_alg_values_supported": ["RS256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            })  # fmt: skip
-        if path == "/jwks":
-            return httpx.Response(200, json={"keys": [self.key.public_jwk]})
-        if path == "/token":
-            self.token_requests.append(request)
-            if self.token_body is not None:
-                return httpx.Response(self.token_status, json=self.token_body)
-            body = {"access_token": "upstream-at", "token_type": "Bearer", "expires_in": 600,
-                    "refresh_token": "upstream-rt", "id_token": self.id_token()}  # fmt: skip
-            return httpx.Response(self.token_status, json=body)
-        if path == "/userinfo":
-            return httpx.Response(200, json=self.userinfo)
-        return httpx.Response(404)
-
-
-def _provider(idp: ScriptedIdP, **settings: Any) -> UpstreamProvider:
-    values: dict[str, Any] = {"issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": "s3cr:t/+"}
-    values.update(settings)
-    http = httpx.AsyncClient(transport=httpx.MockTransport(idp.handler))
-    return UpstreamProvider(UpstreamSettings(**values), http=http, redirect_uri="https://as.example/oauth/callback")
 
 
 async def test_a_valid_id_token_identifies_the_user_and_keeps_the_upstream_tokens() -> None:
     idp = ScriptedIdP()
-    identity = await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    identity = await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
     assert identity.subject == "user-1"
     assert identity.tokens.access_token == "upstream-at"
     assert identity.tokens.refresh_token == "upstream-rt"
@@ -90,7 +35,7 @@ async def test_a_valid_id_token_identifies_the_user_and_keeps_the_upstream_token
 
 async def test_the_client_secret_is_form_encoded_before_basic_authentication() -> None:
     idp = ScriptedIdP()
-    await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
     authorization = idp.token_requests[0].headers["authorization"]
     decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
     assert decoded == "our-client:s3cr%3At%2F%2B"
@@ -115,13 +60,13 @@ async def test_the_client_secret_is_form_encoded_before_basic_authentication() -
 async def test_an_id_token_that_fails_a_check_is_access_denied(claims: dict[str, Any]) -> None:
     idp = ScriptedIdP(id_claims=claims)
     with pytest.raises(AccessDeniedError):
-        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
 
 
 async def test_an_id_token_signed_by_an_unpublished_key_is_access_denied() -> None:
     idp = ScriptedIdP(signing_key=SigningKey.generate("RS256"))
     with pytest.raises(AccessDeniedError):
-        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
 
 
 async def test_an_hmac_signed_id_token_is_refused_whatever_its_key() -> None:
@@ -130,19 +75,19 @@ async def test_an_hmac_signed_id_token_is_refused_whatever_its_key() -> None:
     token = jwt.encode({"iss": ISSUER, "sub": "x", "aud": CLIENT_ID, "nonce": NONCE}, secret, algorithm="HS256")
     idp.token_body = {"access_token": "at", "id_token": token}
     with pytest.raises(AccessDeniedError):
-        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
 
 
 async def test_a_missing_id_token_from_an_oidc_upstream_is_access_denied() -> None:
     idp = ScriptedIdP(token_body={"access_token": "at", "token_type": "Bearer"})
     with pytest.raises(AccessDeniedError):
-        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
 
 
 async def test_a_discovery_document_naming_another_issuer_is_refused() -> None:
     idp = ScriptedIdP(discovery_issuer="https://evil.example")
     with pytest.raises(UpstreamError):
-        await _provider(idp).metadata()
+        await scripted_provider(idp).metadata()
 
 
 @pytest.mark.parametrize(("status", "body", "error"), [
@@ -157,7 +102,7 @@ async def test_token_endpoint_failures_map_to_outage_or_refusal(
 ) -> None:
     idp = ScriptedIdP(token_status=status, token_body=body)
     with pytest.raises(error):
-        await _provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
 
 
 async def test_an_unreachable_upstream_is_an_upstream_error_without_secrets_in_the_message() -> None:
@@ -176,7 +121,7 @@ async def test_an_unreachable_upstream_is_an_upstream_error_without_secrets_in_t
 
 async def test_a_plain_oauth2_upstream_identifies_the_user_by_a_userinfo_claim() -> None:
     idp = ScriptedIdP(token_body={"access_token": "gho_x", "token_type": "bearer", "scope": "read:user"})
-    provider = _provider(
+    provider = scripted_provider(
         idp,
         issuer=None,
         authorization_endpoint=f"{ISSUER}/authorize",
@@ -195,7 +140,7 @@ async def test_a_plain_oauth2_upstream_identifies_the_user_by_a_userinfo_claim()
 
 
 async def test_the_authorization_url_carries_our_state_pkce_nonce_and_extra_parameters() -> None:
-    provider = _provider(ScriptedIdP(), extra_authorize_params={"prompt": "consent", "access_type": "offline"})
+    provider = scripted_provider(ScriptedIdP(), extra_authorize_params={"prompt": "consent", "access_type": "offline"})
     url = await provider.authorization_url(state="st", code_challenge="ch", nonce="n")
     query = parse_qs(url.split("?", 1)[1])
     assert url.startswith(f"{ISSUER}/authorize?")
@@ -210,12 +155,74 @@ async def test_the_authorization_url_carries_our_state_pkce_nonce_and_extra_para
 async def test_a_refused_refresh_token_is_an_upstream_refresh_error() -> None:
     idp = ScriptedIdP(token_status=400, token_body={"error": "invalid_grant"})
     with pytest.raises(UpstreamRefreshError):
-        await _provider(idp).refresh("old-rt")
+        await scripted_provider(idp).refresh("old-rt")
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (401, {"error": "invalid_client"}),
+    (400, {"error": "unauthorized_client"}),
+    (400, {"error": "invalid_request"}),
+    (400, {"error": "invalid_scope"}),
+    (400, {"error": "access_denied"}),
+    (429, {"error": "invalid_grant"}),  # a rate limit says nothing about the token
+    (429, {}),
+    (403, {}),
+    (400, "<html>Bad Request</html>"),  # a proxy's page: not a refusal of the user
+])  # fmt: skip
+async def test_only_invalid_grant_ends_a_login_every_other_refresh_failure_keeps_it(
+    status: int, body: dict[str, Any] | str
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path != "/token":
+            return None
+        if isinstance(body, str):
+            return httpx.Response(status, text=body)
+        return httpx.Response(status, json=body)
+
+    idp = ScriptedIdP(override=answer)
+    with pytest.raises(UpstreamError) as raised:
+        await scripted_provider(idp).refresh("old-rt")
+    assert not isinstance(raised.value, UpstreamRefreshError)
+
+
+async def test_a_refused_client_is_logged_as_a_configuration_error_naming_the_settings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    idp = ScriptedIdP(token_status=401, token_body={"error": "invalid_client"})
+    with caplog.at_level("ERROR"), pytest.raises(UpstreamError):
+        await scripted_provider(idp).refresh("old-rt")
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "upstream.client_refused"]
+    message = record.getMessage()
+    for name in ("CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "TOKEN_ENDPOINT_AUTH_METHOD"):
+        assert f"MCP_AUTHSERVER_UPSTREAM__{name}" in message
+    assert "s3cr:t/+" not in message
+
+
+async def test_a_refused_client_without_a_configured_client_id_points_at_the_registration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mcp_authserver.storage import InMemoryStorage
+    from mcp_authserver.upstream.registration import UpstreamRegistrar
+
+    idp = ScriptedIdP(token_status=401, token_body={"error": "invalid_client"})
+    http = httpx.AsyncClient(transport=httpx.MockTransport(idp.handler))
+    registrar = UpstreamRegistrar(
+        InMemoryStorage(), http, issuer="https://as.example", redirect_uri="https://as.example/oauth/callback",
+        scopes=["openid"],
+    )  # fmt: skip
+    settings = UpstreamSettings(issuer=ISSUER)
+    provider = UpstreamProvider(settings, http=http, redirect_uri="https://as.example/callback", registrar=registrar)
+    with caplog.at_level("ERROR"), pytest.raises(UpstreamError) as raised:
+        await provider.refresh("old-rt")
+    assert not isinstance(raised.value, UpstreamRefreshError)
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "upstream.client_refused"]
+    assert "dynamic registration" in record.getMessage()
+    assert "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID" in record.getMessage()
 
 
 async def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one() -> None:
     idp = ScriptedIdP(token_body={"access_token": "new-at", "expires_in": 60})
-    tokens = await _provider(idp).refresh("old-rt")
+    tokens = await scripted_provider(idp).refresh("old-rt")
     assert (tokens.access_token, tokens.refresh_token) == ("new-at", "old-rt")
 
 
@@ -230,7 +237,7 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
     from tests.storage import builders
 
     idp = ScriptedIdP(token_body={"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600})
-    provider = _provider(idp)
+    provider = scripted_provider(idp)
     storage = InMemoryStorage()
     grants = GrantService(
         storage, AccessTokenIssuer(KeyProvider.ephemeral(), issuer="https://as", ttl=60), TokenSettings(),
@@ -252,3 +259,62 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
     broken_grant = await builders.open_grant(broken, time.time(), None, upstream=expiring)
     with pytest.raises(StorageError):  # the new token is never handed out unless it was stored
         await UpstreamTokenRefresher(broken, provider, grants, margin=60).fresh_tokens(broken_grant.grant_id)
+
+
+@pytest.mark.parametrize("access_token", ["at\r\nX-Injected: 1", "t\u00f6ken", "two words", ""])
+async def test_an_access_token_that_cannot_be_a_header_value_is_an_upstream_fault(access_token: str) -> None:
+    idp = ScriptedIdP(token_body={"access_token": access_token, "refresh_token": "rt", "expires_in": 60})
+    with pytest.raises(UpstreamError) as raised:
+        await scripted_provider(idp).refresh("old-rt")
+    assert not isinstance(raised.value, UpstreamRefreshError)  # the login is kept
+    idp.token_body = {"access_token": access_token, "id_token": idp.id_token()}
+    with pytest.raises(UpstreamError):
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+async def test_a_token_type_that_cannot_be_a_header_scheme_is_an_upstream_fault() -> None:
+    idp = ScriptedIdP(token_body={"access_token": "at", "token_type": "Bearer\r\nX: 1", "expires_in": 60})
+    with pytest.raises(UpstreamError):
+        await scripted_provider(idp).refresh("old-rt")
+
+
+async def test_an_upstream_error_string_is_never_repeated_raw(caplog: pytest.LogCaptureFixture) -> None:
+    hostile = "access_denied\r\n2026-01-01 INFO forged log line \u00e9\u00a7" + "x" * 500
+    idp = ScriptedIdP(token_status=400, token_body={"error": hostile, "error_description": hostile})
+    with caplog.at_level("INFO"), pytest.raises(AccessDeniedError) as raised:
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    description = raised.value.description or ""
+    assert "access_denied" in description
+    for text in [description, *(record.getMessage() for record in caplog.records)]:
+        assert text.isascii()
+        assert "\r" not in text
+        assert "\n" not in text
+        assert "x" * 65 not in text
+
+
+async def test_with_every_endpoint_set_there_is_no_discovery_and_the_configured_issuer_checks_iss() -> None:
+    idp = ScriptedIdP()
+    discovery = []
+    idp.override = lambda request: discovery.append(request) if "well-known" in request.url.path else None
+    explicit: dict[str, Any] = {
+        "authorization_endpoint": f"{ISSUER}/authorize",
+        "token_endpoint": f"{ISSUER}/token",
+        "jwks_uri": f"{ISSUER}/jwks",
+    }
+    identity = await scripted_provider(idp, **explicit).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    assert identity.subject == "user-1"
+    assert discovery == []
+    idp.id_claims = {"iss": "https://evil.example"}
+    with pytest.raises(AccessDeniedError):
+        await scripted_provider(idp, **explicit).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    assert discovery == []
+
+
+async def test_without_the_jwks_uri_an_openid_upstream_is_still_discovered() -> None:
+    idp = ScriptedIdP()
+    discovery = []
+    idp.override = lambda request: discovery.append(request) if "well-known" in request.url.path else None
+    provider = scripted_provider(idp, authorization_endpoint=f"{ISSUER}/a", token_endpoint=f"{ISSUER}/token")
+    metadata = await provider.metadata()
+    assert len(discovery) == 1
+    assert (metadata.authorization_endpoint, metadata.jwks_uri) == (f"{ISSUER}/a", f"{ISSUER}/jwks")

@@ -22,6 +22,7 @@ from mcp_authserver.http.responses import error_page, error_redirect, redirect
 from mcp_authserver.oauth.rfc6749 import add_query
 from mcp_authserver.storage.records import PendingLogin
 from mcp_authserver.upstream.provider import UpstreamIdentity
+from mcp_authserver.upstream.sanitize import clean_error
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,11 @@ class CallbackEndpoint:
         if upstream_iss is not None and metadata.issuer is not None and upstream_iss != metadata.issuer:
             # RFC 9207 §2.4: a response from another issuer is a mix-up attack.
             raise AccessDeniedError("the sign-in response came from an unexpected identity provider")
+        if upstream_iss is None and metadata.iss_parameter_supported:
+            # RFC 9207 §2.4: an upstream that promises `iss` (§3) and omits it may not be that upstream.
+            raise AccessDeniedError("the sign-in response lacks the iss its identity provider promises")
         if error := params.get("error"):
-            logger.info("upstream login failed: %s", error[:64], extra={"event": "callback.upstream_error"})
+            logger.info("upstream login failed: %s", clean_error(error), extra={"event": "callback.upstream_error"})
             if error in _UPSTREAM_OUTAGE_ERRORS:
                 raise TemporarilyUnavailableError("the identity provider is unavailable; try again shortly")
             raise AccessDeniedError("the sign-in at the identity provider did not succeed")

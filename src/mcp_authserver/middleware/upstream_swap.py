@@ -15,6 +15,7 @@ from mcp_authserver.errors import StorageError, UpstreamError, UpstreamRefreshEr
 from mcp_authserver.middleware.bearer import PRINCIPAL_SCOPE_KEY, send_challenge
 from mcp_authserver.tokens.access import AuthenticatedPrincipal
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
+from mcp_authserver.upstream.sanitize import authorization_value
 
 __all__ = ["UpstreamSwapMiddleware"]
 
@@ -56,11 +57,18 @@ class UpstreamSwapMiddleware:
             logger.error("upstream token unavailable: %s", exc, extra={"event": "swap.unavailable"})
             await send_challenge(send, 503, self._metadata_url, (), "temporarily_unavailable", None)
             return
-        scheme = "Bearer" if tokens.token_type.lower() == "bearer" else tokens.token_type
+        value = authorization_value(tokens.token_type, tokens.access_token)
+        if value is None:
+            # Refused when received; checked again because a stored record may predate that check.
+            logger.error(
+                "the stored upstream access token is not a valid header value", extra={"event": "swap.bad_token"}
+            )
+            await send_challenge(send, 503, self._metadata_url, (), "temporarily_unavailable", None)
+            return
         headers = [
             (name, header_value)
             for name, header_value in scope["headers"]
             if name != b"authorization" and name != self._header
         ]
-        headers.append((self._header, f"{scheme} {tokens.access_token}".encode("latin-1")))
+        headers.append((self._header, value))
         await self.app({**scope, "headers": headers}, receive, send)

@@ -4,7 +4,8 @@ A token expiring within the margin is refreshed before use. One refresh per logi
 this process, concurrent callers share one in-flight refresh; across replicas, a lease in storage
 lets one replica refresh while the others wait for its result. The new tokens are stored before
 anyone uses them, so a rotating upstream refresh token is never lost. A refused refresh token
-ends the login (the client is told to log in again); an unreachable upstream is a 503.
+ends the login (the client is told to log in again), and so do upstream tokens that are gone; an
+unreachable upstream is a 503.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from typing import NoReturn
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import fingerprint, new_secret
@@ -59,7 +61,7 @@ class UpstreamTokenRefresher:
         """
         tokens = await self._storage.get_upstream_tokens(grant_id)
         if tokens is None:
-            raise UpstreamRefreshError("this login has no upstream tokens (any more)")
+            await self._tokens_gone(grant_id)
         if not self._due(tokens):
             return tokens
         shared = self._in_flight.get(grant_id)
@@ -88,13 +90,13 @@ class UpstreamTokenRefresher:
         async def refreshed_elsewhere() -> UpstreamTokens | None:
             current = await self._storage.get_upstream_tokens(grant_id)
             if current is None:
-                raise UpstreamRefreshError("the login ended while its upstream tokens were being refreshed")
+                await self._tokens_gone(grant_id)
             return None if self._due(current) else current
 
         async def refresh() -> UpstreamTokens:
             current = await self._storage.get_upstream_tokens(grant_id)
             if current is None:
-                raise UpstreamRefreshError("this login has no upstream tokens (any more)")
+                await self._tokens_gone(grant_id)
             return await self._refresh(grant_id, current)
 
         return await once_across_replicas(
@@ -107,9 +109,9 @@ class UpstreamTokenRefresher:
             await self._end_login(grant_id, "no upstream refresh token")
             raise UpstreamRefreshError("the upstream access token expired and there is no refresh token")
         try:
-            fresh = await self._upstream.refresh(current.refresh_token)
-        except UpstreamRefreshError:
-            await self._end_login(grant_id, "upstream refused the refresh token")
+            fresh = await self._upstream.refresh(current.refresh_token, subject=current.subject)
+        except UpstreamRefreshError as exc:
+            await self._end_login(grant_id, str(exc))
             raise
         fresh = dataclasses.replace(fresh, subject=current.subject)
         now = self._clock()
@@ -120,6 +122,14 @@ class UpstreamTokenRefresher:
         logger.info("upstream tokens refreshed", extra={"event": "upstream.refreshed", "grant": fingerprint(grant_id)})
         return fresh
 
-    async def _end_login(self, grant_id: str, reason: str) -> None:
-        logger.info("login ended: %s", reason, extra={"event": "upstream.login_ended", "grant": fingerprint(grant_id)})
-        await self._grants.revoke_grant(grant_id, reason="upstream_refresh_refused")
+    async def _tokens_gone(self, grant_id: str) -> NoReturn:
+        """The login's upstream tokens are gone: deleted, expired, or sealed with a key no longer
+        configured (storage then answers None). Without them the login can never reach the backend
+        again, so it ends here; were only this request refused, the client would refresh our token
+        successfully and be refused again, forever, instead of logging in again."""
+        await self._end_login(grant_id, "the login has no upstream tokens (any more)", reason="upstream_tokens_gone")
+        raise UpstreamRefreshError("this login has no upstream tokens (any more)")
+
+    async def _end_login(self, grant_id: str, why: str, *, reason: str = "upstream_refresh_refused") -> None:
+        logger.info("login ended: %s", why, extra={"event": "upstream.login_ended", "grant": fingerprint(grant_id)})
+        await self._grants.revoke_grant(grant_id, reason=reason)
