@@ -299,3 +299,60 @@ async def test_upstream_tokens_sealed_with_a_key_no_longer_configured_end_the_lo
         refreshed = await harness.refresh(client_id, tokens["refresh_token"])
         assert refreshed.status_code == 400
         assert refreshed.json()["error"] == "invalid_grant"
+
+
+async def test_proxied_requests_cost_no_redis_round_trip_once_the_upstream_tokens_are_cached(
+    clock: FakeClock, upstream_url: str, redis_url: str
+) -> None:
+    from redis.asyncio import Redis
+
+    storage = {"url": redis_url, "key_prefix": f"cache-{uuid.uuid4().hex[:8]}"}
+    async with running_harness(clock, upstream_url, storage=storage) as harness:
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        admin = Redis.from_url(redis_url)
+        try:
+            async with proxy(harness) as client:
+                assert (await client.get("/tool", headers=headers)).status_code == 200  # reads them once
+                before = await admin.info("commandstats")
+                answers = [await client.get("/tool", headers=headers) for _ in range(100)]
+                after = await admin.info("commandstats")
+        finally:
+            await admin.aclose()
+    assert [answer.status_code for answer in answers] == [200] * 100
+    reads = ("cmdstat_get", "cmdstat_hget", "cmdstat_hmget")
+    assert [after.get(name, {}).get("calls", 0) - before.get(name, {}).get("calls", 0) for name in reads] == [0, 0, 0]
+
+
+async def test_upstream_tokens_refreshed_on_another_replica_replace_this_replicas_cached_ones(
+    clock: FakeClock, upstream_url: str, redis_url: str
+) -> None:
+    from mcp_authserver.storage.records import UpstreamTokens
+
+    storage = {"url": redis_url, "key_prefix": f"cache-{uuid.uuid4().hex[:8]}"}
+    async with running_harness(clock, upstream_url, storage=storage) as harness:
+        tokens = await harness.tokens_for((await harness.register())["client_id"])
+        grant_id = await _grant_id(tokens)
+        settings = demo_settings(host="127.0.0.1", port=8000, upstream_url=upstream_url, storage=storage)
+        other = EmbeddedAuthServer(settings, clock=clock, key_provider=harness.auth.key_provider)
+        await other.start()
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        app = Starlette(routes=[Route("/tool", backend)])
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other.protect(app)), base_url=ISSUER) as b:
+                first = (await b.get("/tool", headers=headers)).json()["authorization"]  # now cached on b
+                renewed = UpstreamTokens(
+                    access_token="renewed-" + secrets.token_urlsafe(8), expires_at=clock.now + 3600, subject="alice"
+                )
+                assert await harness.auth.storage.put_upstream_tokens(grant_id, renewed)  # a refresh on replica a
+
+                seen = first
+                for _ in range(100):  # b hears of it at once, not when its cached entry ages out
+                    seen = (await b.get("/tool", headers=headers)).json()["authorization"]
+                    if seen != first:
+                        break
+                    await asyncio.sleep(0.02)
+        finally:
+            await other.aclose()
+    assert first != f"Bearer {renewed.access_token}"
+    assert seen == f"Bearer {renewed.access_token}"

@@ -6,6 +6,11 @@ lets one replica refresh while the others wait for its result. The new tokens ar
 anyone uses them, so a rotating upstream refresh token is never lost. A refused refresh token
 ends the login (the client is told to log in again), and so do upstream tokens that are gone; an
 unreachable upstream is a 503.
+
+Tokens that are not due are kept in a bounded in-process cache, so a proxied request costs no
+storage round trip. An entry goes when the storage says the login's upstream tokens changed or the
+login was revoked (here or on another replica), when the tokens become due, and after at most
+five minutes whatever happens.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ __all__ = ["UpstreamTokenRefresher"]
 
 logger = logging.getLogger(__name__)
 
+# The longest a cached entry is used without asking the storage, whatever else happens: a safety net
+# under the invalidation signals. The storage keeps its signals for longer (`redis._UPSTREAM_SIGNAL_TTL`).
+_CACHE_MAX_AGE = 300.0
+
 
 class UpstreamTokenRefresher:
     def __init__(
@@ -41,6 +50,7 @@ class UpstreamTokenRefresher:
         lease_ttl: float = 30.0,
         poll_interval: float = 0.05,
         clock: Clock = system_clock,
+        cache_size: int = 10_000,
     ) -> None:
         self._storage = storage
         self._upstream = upstream
@@ -52,6 +62,10 @@ class UpstreamTokenRefresher:
         self._clock = clock
         self._owner = new_secret(9)
         self._in_flight: dict[str, asyncio.Future[UpstreamTokens]] = {}
+        self._cache_size = cache_size
+        # grant id -> (usable until, tokens). A dict keeps insertion order: the oldest entry goes first.
+        self._cache: dict[str, tuple[float, UpstreamTokens]] = {}
+        storage.watch_upstream_tokens(self._forget)
 
     async def fresh_tokens(self, grant_id: str) -> UpstreamTokens:
         """The login's upstream tokens, refreshed first if they expire within the margin.
@@ -59,10 +73,16 @@ class UpstreamTokenRefresher:
         Raises UpstreamRefreshError when the login must start again, UpstreamError or StorageError
         when the upstream or the storage cannot be reached now.
         """
+        cached = self._cache.get(grant_id)
+        if cached is not None:
+            if cached[0] > self._clock():
+                return cached[1]
+            del self._cache[grant_id]
         tokens = await self._storage.get_upstream_tokens(grant_id)
         if tokens is None:
             await self._tokens_gone(grant_id)
         if not self._due(tokens):
+            self._remember(grant_id, tokens)
             return tokens
         shared = self._in_flight.get(grant_id)
         if shared is not None:
@@ -77,9 +97,29 @@ class UpstreamTokenRefresher:
             raise
         else:
             future.set_result(result)
+            self._remember(grant_id, result)
             return result
         finally:
             del self._in_flight[grant_id]
+
+    def _remember(self, grant_id: str, tokens: UpstreamTokens) -> None:
+        now = self._clock()
+        usable_until = now + _CACHE_MAX_AGE
+        if tokens.expires_at is not None:
+            usable_until = min(usable_until, tokens.expires_at - self._margin)
+        if usable_until <= now:
+            return
+        cache = self._cache
+        if grant_id not in cache and len(cache) >= self._cache_size:
+            del cache[next(iter(cache))]
+        cache[grant_id] = (usable_until, tokens)
+
+    def _forget(self, grant_id: str | None) -> None:
+        """The storage's signal: this login's upstream tokens (None: any login's) may have changed."""
+        if grant_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(grant_id, None)
 
     def _due(self, tokens: UpstreamTokens) -> bool:
         return tokens.expires_at is not None and tokens.expires_at - self._clock() <= self._margin
