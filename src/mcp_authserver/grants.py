@@ -235,8 +235,6 @@ class GrantService:
             audience=grant.resource,
             grant_id=grant.grant_id,
             generation=generation,
-            # Never before the storage's floor, or the token would be born revoked.
-            issued_at=max(int(now), math.ceil(self._storage.revocation_floor)),
             ttl=lifetime,
         )
         return TokenResponse(

@@ -20,7 +20,7 @@ from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.cors import CORSPolicy
 from mcp_authserver.http.router import OAUTH_PREFIX, PathDispatcher, build_routes
 from mcp_authserver.middleware.bearer import BearerAuthMiddleware
-from mcp_authserver.middleware.upstream_swap import UpstreamSwapMiddleware
+from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 from mcp_authserver.oauth import rfc9728
 from mcp_authserver.oauth.rfc8414 import Endpoints
 from mcp_authserver.oauth.urls import is_loopback_host
@@ -97,8 +97,13 @@ class EmbeddedAuthServer:
         self.upstream = UpstreamProvider(
             settings.upstream, http=self._http, redirect_uri=self.endpoints.callback, clock=clock, registrar=registrar
         )
+        revocations = self.storage
         self.access_tokens = AccessTokenIssuer(
-            self.key_provider, issuer=settings.issuer, ttl=tokens.access_token_ttl.total_seconds(), clock=clock
+            self.key_provider,
+            issuer=settings.issuer,
+            ttl=tokens.access_token_ttl.total_seconds(),
+            clock=clock,
+            not_before=lambda: revocations.revocation_floor,
         )
         self.verifier = AccessTokenVerifier(
             self.key_provider,
@@ -197,15 +202,15 @@ class EmbeddedAuthServer:
         the challenge told it how to reach. Pass `()` to require none.
 
         With `swap` (the default, for proxies) the request then carries the user's upstream token
-        instead of ours (`UpstreamSwapMiddleware`); an MCP server that serves its own tools and
+        instead of ours (`UpstreamSwap`, applied by the bearer middleware); an MCP server that serves its own tools and
         never calls the upstream passes `swap=False`.
         """
         if required_scopes is None:
             required_scopes = [scope for scope in self.settings.default_scopes if scope != "offline_access"]
+        upstream_swap = None
         if swap:
-            app = UpstreamSwapMiddleware(
-                app,
-                refresher=self.upstream_refresher,
+            upstream_swap = UpstreamSwap(
+                self.upstream_refresher,
                 resource_metadata_url=self.resource_metadata_url,
                 header=self.settings.upstream.token_header,
             )
@@ -218,6 +223,7 @@ class EmbeddedAuthServer:
             required_scopes=required_scopes,
             challenge_scopes=self.settings.default_scopes,
             cors=self._cors,
+            swap=upstream_swap,
         )
 
     def token_verifier(self) -> TokenVerifier:

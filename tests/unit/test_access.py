@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import time
 from typing import Any
 
@@ -100,7 +101,7 @@ def test_an_access_token_carries_the_rfc9068_claims(key_a: SigningKey, clock: Fa
         "aud": RESOURCE,
         "client_id": "client-1",
         "scope": "mcp offline_access",
-        "iat": now,
+        "iat": math.floor(clock() * 1000) / 1000,  # to the millisecond (RFC 7519 §2)
         "exp": now + TTL,
         "jti": issued.token_id,
         "gid": "g-1",
@@ -147,7 +148,7 @@ def test_a_token_of_ours_verifies_to_the_principal_it_was_issued_for(key_a: Sign
     assert principal.grant_id == "g-1"
     assert principal.token_id == issued.token_id
     assert principal.expires_at == issued.expires_at
-    assert principal.issued_at == int(clock())
+    assert principal.issued_at == math.floor(clock() * 1000) / 1000
     assert principal.token == issued.token
     assert issued.token not in repr(principal)
 
@@ -428,3 +429,18 @@ def test_a_token_whose_header_repeats_a_name_is_rejected(
     header = json.dumps({"alg": key_a.algorithm, "typ": "at+jwt", "kid": key_b.kid})[:-1] + f', "kid": "{key_a.kid}"}}'
     with pytest.raises(InvalidTokenError, match="repeats"):
         verifier_for(key_a, key_b, clock=clock).verify(sign_raw(key_a, header, json.dumps(claims_at(clock))))
+
+
+def test_a_token_is_never_issued_before_the_revocation_floor(key_a: SigningKey, clock: FakeClock) -> None:
+    floor = clock() + 0.4567  # a store that lost revocations refuses every token issued before this
+    issuer = AccessTokenIssuer(KeyProvider([key_a]), issuer=ISSUER, ttl=TTL, clock=clock, not_before=lambda: floor)
+
+    claims = jwt.decode(
+        issuer.issue(subject="a", client_id="c", scopes=["mcp"], audience=RESOURCE, grant_id="g").token,
+        key_a.public_key,
+        algorithms=["ES256"],
+        audience=RESOURCE,
+        options={"verify_iat": False},
+    )
+
+    assert floor <= claims["iat"] < floor + 0.001  # born after the floor, and at most a millisecond ahead

@@ -23,7 +23,6 @@ from tests.upstream.scripted_idp import ScriptedIdP, scripted_provider
 pytestmark = pytest.mark.anyio
 
 
-
 def _answer(idp: ScriptedIdP, **claims: Any) -> dict[str, Any]:
     """A refresh answer whose ID token carries no nonce (OIDC Core §12.2) unless told."""
     return {"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 600, "id_token": idp.id_token(**claims)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.authentication import AuthCredentials
@@ -24,6 +24,9 @@ from mcp_authserver.oauth.rfc6750 import www_authenticate
 from mcp_authserver.sdk import PrincipalUser, auth_context_var
 from mcp_authserver.storage.protocols import RevocationStore
 from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrincipal
+
+if TYPE_CHECKING:
+    from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 
 __all__ = ["PRINCIPAL_SCOPE_KEY", "BearerAuthMiddleware", "get_principal", "send_challenge"]
 
@@ -70,8 +73,12 @@ class BearerAuthMiddleware:
         required_scopes: Iterable[str] = (),
         challenge_scopes: Iterable[str] = (),
         cors: CORSPolicy | None = None,
+        swap: UpstreamSwap | None = None,
     ) -> None:
         self.app = app
+        self._swap = swap
+        """Applied in line once a token is accepted (`auth.protect(swap=True)`): the backend then gets the
+        user's upstream token instead of ours, with no ASGI layer of its own on every request."""
         self._verifier = verifier
         self._revocations = revocations
         self._resource = resource
@@ -177,6 +184,17 @@ class BearerAuthMiddleware:
             )
             return
 
+        swap = self._swap
+        if swap is not None:
+            value = swap.cached_value(principal.grant_id)
+            if value is not None:
+                headers: list[tuple[bytes, bytes]] | None = swap.swapped(scope["headers"], value)
+            else:
+                headers = await swap.headers(principal.grant_id, scope["headers"], send)
+                if headers is None:
+                    return
+            # This request's own scope (ASGI): from here on it carries the upstream token, never ours.
+            scope["headers"] = headers
         scope[PRINCIPAL_SCOPE_KEY] = principal
         scope["user"] = accepted.user
         scope["auth"] = accepted.credentials

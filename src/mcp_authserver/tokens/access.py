@@ -8,7 +8,8 @@ caller on every request, cached or not.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,9 @@ class AuthenticatedPrincipal:
     grant_id: str
     token_id: str
     expires_at: int
-    issued_at: int
+    issued_at: float
+    """`iat`, to the millisecond (RFC 7519 §2 NumericDate may be non-integer): a revocation floor set by a
+    lost revocation list tells tokens issued just before it from those issued just after."""
     token: str = field(repr=False)
     claims: dict[str, Any] = field(repr=False, compare=False)
     generation: int = 0
@@ -60,11 +63,22 @@ class IssuedAccessToken:
 class AccessTokenIssuer:
     """Mints RFC 9068 access tokens with the first key of the key provider."""
 
-    def __init__(self, keys: KeyProvider, *, issuer: str, ttl: float, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        keys: KeyProvider,
+        *,
+        issuer: str,
+        ttl: float,
+        clock: Clock = system_clock,
+        not_before: Callable[[], float] | None = None,
+    ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._ttl = int(ttl)
         self._clock = clock
+        # The revocation store's floor: a token issued before it would be born revoked (the store lost
+        # revocations and refuses everything older), so `iat` is never earlier.
+        self._not_before = not_before
 
     @property
     def ttl(self) -> int:
@@ -79,10 +93,12 @@ class AccessTokenIssuer:
         audience: str,
         grant_id: str,
         generation: int = 0,
-        issued_at: int | None = None,
         ttl: float | None = None,
     ) -> IssuedAccessToken:
-        now = int(self._clock()) if issued_at is None else issued_at
+        issued_at = math.floor(self._clock() * 1000) / 1000
+        if self._not_before is not None:
+            issued_at = max(issued_at, math.ceil(self._not_before() * 1000) / 1000)
+        now = math.floor(issued_at)
         lifetime = self._ttl if ttl is None else max(1, int(ttl))
         token_id = new_secret(16)
         claims = {
@@ -91,7 +107,7 @@ class AccessTokenIssuer:
             "aud": audience,
             "client_id": client_id,
             "scope": " ".join(scopes),
-            "iat": now,
+            "iat": issued_at,
             "exp": now + lifetime,
             "jti": token_id,
             "gid": grant_id,
@@ -242,7 +258,7 @@ def _claims(token: str, payload: dict[str, Any]) -> AuthenticatedPrincipal:
         grant_id=grant_id,
         token_id=token_id,
         expires_at=int(expires_at),
-        issued_at=int(issued_at),
+        issued_at=float(issued_at),
         token=token,
         claims=payload,
         generation=generation,

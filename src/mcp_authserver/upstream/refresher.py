@@ -28,6 +28,7 @@ from mcp_authserver.grants import GrantService
 from mcp_authserver.storage.protocols import Storage
 from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.upstream.provider import UpstreamProvider
+from mcp_authserver.upstream.sanitize import authorization_value
 
 __all__ = ["UpstreamTokenRefresher"]
 
@@ -63,9 +64,18 @@ class UpstreamTokenRefresher:
         self._owner = new_secret(9)
         self._in_flight: dict[str, asyncio.Future[UpstreamTokens]] = {}
         self._cache_size = cache_size
-        # grant id -> (usable until, tokens). A dict keeps insertion order: the oldest entry goes first.
-        self._cache: dict[str, tuple[float, UpstreamTokens]] = {}
+        # grant id -> (usable until, tokens, their Authorization value). A dict keeps insertion order: the
+        # oldest entry goes first.
+        self._cache: dict[str, tuple[float, UpstreamTokens, bytes]] = {}
         storage.watch_upstream_tokens(self._forget)
+
+    def cached_authorization(self, grant_id: str) -> bytes | None:
+        """The `Authorization` value of the login's upstream tokens if the cache holds them and they are not
+        due: the per-request fast path of the swap, with no coroutine to run. None means: `fresh_tokens`."""
+        cached = self._cache.get(grant_id)
+        if cached is not None and cached[0] > self._clock():
+            return cached[2]
+        return None
 
     async def fresh_tokens(self, grant_id: str) -> UpstreamTokens:
         """The login's upstream tokens, refreshed first if they expire within the margin.
@@ -103,6 +113,9 @@ class UpstreamTokenRefresher:
             del self._in_flight[grant_id]
 
     def _remember(self, grant_id: str, tokens: UpstreamTokens) -> None:
+        value = authorization_value(tokens.token_type, tokens.access_token)
+        if value is None:
+            return  # never on the fast path: the swap refuses it each time
         now = self._clock()
         usable_until = now + _CACHE_MAX_AGE
         if tokens.expires_at is not None:
@@ -112,7 +125,7 @@ class UpstreamTokenRefresher:
         cache = self._cache
         if grant_id not in cache and len(cache) >= self._cache_size:
             del cache[next(iter(cache))]
-        cache[grant_id] = (usable_until, tokens)
+        cache[grant_id] = (usable_until, tokens, value)
 
     def _forget(self, grant_id: str | None) -> None:
         """The storage's signal: this login's upstream tokens (None: any login's) may have changed."""
