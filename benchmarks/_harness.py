@@ -137,3 +137,19 @@ async def timed(run: Callable[[], Awaitable[None]]) -> float:
 def median_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float:
     """The median of per-round ratios: rounds are paired, so drift between rounds cancels."""
     return statistics.median(a / b for a, b in zip(numerators, denominators, strict=True))
+
+
+async def redis_commands_per_request(storage_url: str, app: Any, template: Scope, requests: int) -> float:
+    """Redis commands processed while `app` serves `requests` requests, per request. Counted by Redis
+    itself (INFO stats), so background work of the replica counts too."""
+    from redis.asyncio import Redis
+
+    admin = Redis.from_url(storage_url)
+    try:
+        before = int((await admin.info("stats"))["total_commands_processed"])
+        for _ in range(requests):
+            await app(fresh_scope(template), body_receiver(), discard)
+        after = int((await admin.info("stats"))["total_commands_processed"])
+    finally:
+        await admin.aclose()
+    return max(0, after - before - 1) / requests  # the first INFO is counted in `after`

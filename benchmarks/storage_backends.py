@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 
 from benchmarks import refresh
 from benchmarks._harness import (
@@ -32,6 +31,7 @@ from benchmarks._harness import (
     discard,
     fresh_scope,
     http_scope,
+    redis_commands_per_request,
 )
 from benchmarks.bearer import PATH, trivial_app
 from mcp_authserver.demo import demo_settings
@@ -116,8 +116,7 @@ async def logins_per_s(upstream_url: str, storage_url: str | None, duration: flo
 
 
 async def round_trips_per_cached_validation(storage_url: str, requests: int = 20_000) -> float:
-    """Redis commands processed while the bearer middleware lets `requests` requests through with one token,
-    per request. Counted by Redis itself (INFO stats), so background work of the replica counts too."""
+    """Redis commands per request while the bearer middleware lets requests through with one token."""
     async with _server(storage_url) as auth:
         app = auth.protect(trivial_app(), swap=False)  # validation alone; the swap reads the upstream token
         issued = auth.access_tokens.issue(
@@ -125,15 +124,7 @@ async def round_trips_per_cached_validation(storage_url: str, requests: int = 20
         )
         template = http_scope("GET", PATH, [("host", f"{HOST}:{PORT}"), ("authorization", f"Bearer {issued.token}")])
         await app(fresh_scope(template), body_receiver(), discard)  # first request: verify, load revocations
-        admin = Redis.from_url(storage_url)
-        try:
-            before = int((await admin.info("stats"))["total_commands_processed"])
-            for _ in range(requests):
-                await app(fresh_scope(template), body_receiver(), discard)
-            after = int((await admin.info("stats"))["total_commands_processed"])
-        finally:
-            await admin.aclose()
-    return max(0, after - before - 1) / requests  # the first INFO is counted in `after`
+        return await redis_commands_per_request(storage_url, app, template, requests)
 
 
 async def refreshes_per_expiry_burst(upstream_url: str, requests: int = 50) -> int:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from benchmarks import bearer
 from benchmarks._harness import (
     HOST,
@@ -24,6 +22,7 @@ from benchmarks._harness import (
     discard,
     fresh_scope,
     http_scope,
+    redis_commands_per_request,
 )
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.server import EmbeddedAuthServer
@@ -57,17 +56,10 @@ async def run(storage_url: str, *, requests: int = 20_000) -> SwapFigures:
             "GET", bearer.PATH, [("host", f"{HOST}:{PORT}"), ("authorization", f"Bearer {bearer.bench_token(auth)}")]
         )
         await app(fresh_scope(template), body_receiver(), discard)  # the first one reads the upstream tokens
-        admin = Redis.from_url(storage_url)
-        try:
-            before = int((await admin.info("stats"))["total_commands_processed"])
-            for _ in range(requests):
-                await app(fresh_scope(template), body_receiver(), discard)
-            after = int((await admin.info("stats"))["total_commands_processed"])
-        finally:
-            await admin.aclose()
+        round_trips = await redis_commands_per_request(storage_url, app, template, requests)
     return SwapFigures(
         swap_over_bearer_ratio_in_process=timing.swap_ratio,
         bearer_rps=timing.ours_rps,
-        round_trips_per_proxied_request=max(0, after - before - 1) / requests,  # the first INFO counts in `after`
+        round_trips_per_proxied_request=round_trips,
         requests_counted=requests,
     )
