@@ -398,5 +398,5 @@ async def test_the_browser_cookie_is_set_again_with_a_fresh_max_age_on_every_aut
     for response in (first, second):
         cookie = response.headers["set-cookie"]
         assert cookie.startswith(f"mcp-authserver-browser={browser_id};")
-        assert "Max-Age=600" in cookie
+        assert "Max-Age=2592000" in cookie  # as long as the approvals remembered under it: 30 days
         assert "HttpOnly" in cookie

@@ -82,8 +82,11 @@ def build_routes(ctx: EndpointContext) -> dict[str, ASGIApp]:
     """Path → ASGI app: `/oauth/` as a prefix, every well-known path spelled out (the host may own others)."""
     settings = ctx.settings
     cors = CORSPolicy(settings.cors_origins)
+    # The browser id lives as long as the approvals remembered under it (so a client this browser approved
+    # has its errors redirected to it on later logins too), and at least as long as a login may take.
+    cookie_lifetime = max(settings.tokens.login_ttl, settings.registration.client_ttl)
     browser = BrowserBinding(
-        secure=settings.issuer.startswith("https://"), max_age=int(settings.tokens.login_ttl.total_seconds())
+        secure=settings.issuer.startswith("https://"), max_age=int(cookie_lifetime.total_seconds())
     )
     flow = AuthorizationFlow(ctx, browser)
     # Off, there is no limiter at all: not one storage call (load tests).
