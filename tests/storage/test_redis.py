@@ -522,6 +522,26 @@ async def test_after_a_restart_no_request_fails_and_the_outage_is_logged_once(
         await storage.aclose()
 
 
+async def test_a_connection_dropped_by_a_restart_is_never_handed_to_a_command_that_cannot_be_retried(
+    clock: FakeClock,
+) -> None:
+    """redis-py 8.1 skips its check of a pooled connection under RESP3 (redis/redis-py#4252): a GETDEL sent
+    on a connection the restart closed fails, and spending a single-use record is not retried."""
+    redis_servers.require_redis()
+    with redis_servers.standalone(persistent=True) as server:
+        storage = _storage(f"redis://127.0.0.1:{server.port}/0", clock, pool_size=10)
+        tickets = {new_hash(): builders.consent_ticket() for _ in range(10)}
+        await asyncio.gather(*(storage.put_consent_ticket(key, ticket, ttl=600) for key, ticket in tickets.items()))
+        server.stop()  # nothing is sent while Redis is away: the ten pooled connections are all stale
+        server.start()
+
+        consumed = await asyncio.gather(*map(storage.consume_consent_ticket, tickets), return_exceptions=True)
+
+        assert consumed == list(tickets.values())
+        assert not storage.unavailable
+        await storage.aclose()
+
+
 async def test_a_rediss_url_speaks_tls_and_verifies_the_server_certificate(clock: FakeClock, tmp_path: Path) -> None:
     redis_servers.require_redis()
     ca, cert, key = _certificates(tmp_path)

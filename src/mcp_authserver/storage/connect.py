@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -75,6 +76,7 @@ def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
         "retry": Retry(NoBackoff(), 0),
         # The guard lets `pool_size` operations run at once; the revocation feed holds two more of its own.
         "max_connections": settings.pool_size + 2,
+        **_stale_connection_check(),
     }
     tls = scheme.startswith("rediss")
     if tls:
@@ -102,6 +104,22 @@ def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
     sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs, **common)  # type: ignore[no-untyped-call]
     master: Redis = sentinel.master_for(path[0], db=db)
     return master
+
+
+def _stale_connection_check() -> dict[str, Any]:
+    """Maintenance notifications off, so the pool checks a connection before handing it out.
+
+    redis-py 8.1 turns them on by default over RESP3 ("auto") and, with them on, skips its check that a
+    pooled connection is still open (redis/redis-py#4252): after a Redis restart every pooled connection
+    then fails its next command ("Connection closed by server"), and a command that may not be retried
+    (spending a code, rotating a refresh token) answers 503 although Redis is back. Versions without the
+    option have no such exemption.
+    """
+    if "maint_notifications_config" not in inspect.signature(Redis.__init__).parameters:
+        return {}
+    from redis.maint_notifications import MaintNotificationsConfig
+
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def _hosts(netloc: str, url: str) -> list[tuple[str, int]]:
