@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import time
@@ -496,6 +497,35 @@ async def test_a_stall_costs_each_request_one_socket_timeout_not_one_per_request
             except StorageError:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.1)
+        await admin.aclose()
+        await storage.aclose()
+
+
+async def test_calls_made_one_after_another_during_a_stall_cost_one_socket_timeout_not_one_each(
+    clock: FakeClock,
+) -> None:
+    """A token request counts two rate limits, which let it through when they fail, then reads its client:
+    a new probe for each call would make it wait out three timeouts."""
+    redis_servers.require_redis()
+    with redis_servers.standalone() as server:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        storage = _storage(url, clock, socket_timeout=0.5)
+        await storage.get_client(new_id())
+        admin = Redis.from_url(url)
+        await admin.client_pause(2000)
+
+        async def request() -> None:
+            for rule in ("address", "client"):
+                with contextlib.suppress(StorageError):
+                    await storage.hit_rate_limit(f"{rule}:{new_id()}", limit=10, window=60)
+            await storage.get_client(new_id())
+
+        started = time.monotonic()
+        results = await asyncio.gather(*(request() for _ in range(20)), return_exceptions=True)
+
+        elapsed = time.monotonic() - started
+        assert all(isinstance(result, StorageError) for result in results)
+        assert elapsed < 1.2, elapsed  # one timeout (0.5 s) and room; one per call would be 1.5 s
         await admin.aclose()
         await storage.aclose()
 
