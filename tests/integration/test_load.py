@@ -93,15 +93,18 @@ class LiveServer:
         """As many connections as the test has requests: the server, not the client, must do the queueing."""
         return httpx.AsyncClient(base_url=self.issuer, limits=httpx.Limits(max_connections=None), timeout=60)
 
-    async def login(self, http: httpx.AsyncClient, client_id: str, subject: str) -> dict[str, Any]:
-        """A whole login as a user's client makes it: consent, the upstream login, the code redeemed."""
-        verifier = rfc7636.new_verifier()
+    def _authorize_url(self, client_id: str, verifier: str) -> str:
         query = urlencode({
             "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": "s",
             "code_challenge": rfc7636.s256(verifier), "code_challenge_method": "S256",
             "resource": f"{self.issuer}/mcp",
         })  # fmt: skip
-        landed = await HeadlessBrowser(REDIRECT_URI, subject=subject).walk(f"{self.issuer}/oauth/authorize?{query}")
+        return f"{self.issuer}/oauth/authorize?{query}"
+
+    async def login(self, http: httpx.AsyncClient, client_id: str, subject: str) -> dict[str, Any]:
+        """A whole login as a user's client makes it: consent, the upstream login, the code redeemed."""
+        verifier = rfc7636.new_verifier()
+        landed = await HeadlessBrowser(REDIRECT_URI, subject=subject).walk(self._authorize_url(client_id, verifier))
         response = await http.post("/oauth/token", data={
             "grant_type": "authorization_code", "code": landed["code"], "code_verifier": verifier,
             "redirect_uri": REDIRECT_URI, "client_id": client_id,
@@ -112,13 +115,7 @@ class LiveServer:
 
     async def consent_ticket(self, browser: httpx.AsyncClient, client_id: str) -> str:
         """An authorization request as far as our consent page: the ticket its form would post."""
-        verifier = rfc7636.new_verifier()
-        query = urlencode({
-            "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": "s",
-            "code_challenge": rfc7636.s256(verifier), "code_challenge_method": "S256",
-            "resource": f"{self.issuer}/mcp",
-        })  # fmt: skip
-        page = await browser.get(f"/oauth/authorize?{query}")
+        page = await browser.get(self._authorize_url(client_id, rfc7636.new_verifier()))
         match = re.search(r'name="ticket" value="([^"]+)"', page.text)
         assert match, page.text
         return match.group(1)
