@@ -56,7 +56,7 @@ def _check() -> int:
     print(f"issuer    {settings.issuer}")
     print(f"resource  {settings.resource}")
     print(f"upstream  {settings.upstream.issuer or settings.upstream.authorization_endpoint}")
-    print(f"storage   {settings.storage.url}")
+    print(f"storage   {settings.storage.redacted_url}")
     return 0
 
 

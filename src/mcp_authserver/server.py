@@ -26,7 +26,7 @@ from mcp_authserver.oauth.rfc8414 import Endpoints
 from mcp_authserver.oauth.urls import is_loopback_host
 from mcp_authserver.sdk import TokenVerifier
 from mcp_authserver.settings import AuthServerSettings
-from mcp_authserver.storage.connect import redacted, storage_from_settings
+from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
 from mcp_authserver.storage.sealing import Sealer
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
@@ -278,7 +278,7 @@ class EmbeddedAuthServer:
                 extra={"event": "startup.memory_storage"},
             )
         elif memory_storage:
-            logger.info("storage: %s", redacted(self.settings.storage.url), extra={"event": "startup.storage"})
+            logger.info("storage: %s", self.settings.storage.redacted_url, extra={"event": "startup.storage"})
             if self.sealer is None:
                 logger.warning(
                     "no encryption key (MCP_AUTHSERVER_ENCRYPTION__KEYS): upstream tokens are stored in Redis in clear",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,12 +23,14 @@ from pydantic import (
     FilePath,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from mcp_authserver._storage_url import StorageURL
 from mcp_authserver.errors import ConfigurationError
 from mcp_authserver.oauth.rfc7591 import has_iss_parameter
 from mcp_authserver.oauth.urls import canonical_url, is_loopback_host
@@ -229,9 +232,16 @@ class RateLimitSettings(_Group):
 
 
 class StorageSettings(_Group):
-    """Where state lives: this process's memory, or Redis (standalone, TLS, unix socket, Sentinel, Cluster)."""
+    """Where state lives: this process's memory, or Redis (standalone, TLS, unix socket, Sentinel, Cluster).
 
-    url: str = "memory://"
+    The URL may carry a password: `repr`, `str`, JSON dumps and validation errors show it without its
+    credentials (`redacted_url`); only `url` itself, for connecting, has them.
+    """
+
+    # Inputs stay out of validation errors: a rejected URL may carry a password.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    url: str = Field(default="memory://", repr=False)
     """`memory://`; `redis://host:6379/0`, `rediss://…` (TLS), `unix:///run/redis.sock?db=0`;
     `redis+sentinel://h1:26379,h2:26379/<service>[/<db>]`; `redis+cluster://h1:7000,h2:7001`
     (`rediss+sentinel://`, `rediss+cluster://` for TLS)."""
@@ -277,6 +287,19 @@ class StorageSettings(_Group):
         if self.revocation_sync_interval <= timedelta(0):
             raise ValueError("revocation_sync_interval must be positive")
         return self
+
+    @field_serializer("url", when_used="json")
+    def _shown_url(self, url: str) -> str:
+        return StorageURL.of(url).shown
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        yield "url", self.redacted_url
+        yield from super().__repr_args__()
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL without the credentials it may carry (user info, `?password=`), for logs and messages."""
+        return StorageURL.of(self.url).shown
 
     @property
     def is_memory(self) -> bool:
@@ -354,6 +377,7 @@ class AuthServerSettings(BaseSettings):
         env_nested_delimiter=ENV_DELIMITER,
         frozen=True,
         extra="ignore",
+        hide_input_in_errors=True,  # secrets (a storage URL's password) stay out of the wrapped error too
     )
 
     issuer: str

@@ -3,6 +3,9 @@ protected endpoint that says who called. Run with `uvicorn tests.integration.rep
 
 from __future__ import annotations
 
+import json
+import logging
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,3 +23,14 @@ def create_app() -> Starlette:
 
     protected = auth.protect(Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"])]))
     return Starlette(routes=[*auth.starlette_routes(), Route("/mcp", protected)], lifespan=auth.lifespan)
+
+
+class EventLines(logging.Formatter):
+    """One JSON object per log record, with the record's `event`: a test reading a replica's stderr counts
+    events (`storage.unavailable` …) instead of matching message texts. For uvicorn's `--log-config`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"event": getattr(record, "event", None), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import time
@@ -500,6 +501,35 @@ async def test_a_stall_costs_each_request_one_socket_timeout_not_one_per_request
         await storage.aclose()
 
 
+async def test_calls_made_one_after_another_during_a_stall_cost_one_socket_timeout_not_one_each(
+    clock: FakeClock,
+) -> None:
+    """A token request counts two rate limits, which let it through when they fail, then reads its client:
+    a new probe for each call would make it wait out three timeouts."""
+    redis_servers.require_redis()
+    with redis_servers.standalone() as server:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        storage = _storage(url, clock, socket_timeout=0.5)
+        await storage.get_client(new_id())
+        admin = Redis.from_url(url)
+        await admin.client_pause(2000)
+
+        async def request() -> None:
+            for rule in ("address", "client"):
+                with contextlib.suppress(StorageError):
+                    await storage.hit_rate_limit(f"{rule}:{new_id()}", limit=10, window=60)
+            await storage.get_client(new_id())
+
+        started = time.monotonic()
+        results = await asyncio.gather(*(request() for _ in range(20)), return_exceptions=True)
+
+        elapsed = time.monotonic() - started
+        assert all(isinstance(result, StorageError) for result in results)
+        assert elapsed < 1.2, elapsed  # one timeout (0.5 s) and room; one per call would be 1.5 s
+        await admin.aclose()
+        await storage.aclose()
+
+
 async def test_after_a_restart_no_request_fails_and_the_outage_is_logged_once(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -519,6 +549,26 @@ async def test_after_a_restart_no_request_fails_and_the_outage_is_logged_once(
         events = [getattr(record, "event", "") for record in caplog.records if record.name.startswith("mcp_authserver")]
         assert events.count("storage.unavailable") == 1
         assert events.count("storage.recovered") == 1
+        await storage.aclose()
+
+
+async def test_a_connection_dropped_by_a_restart_is_never_handed_to_a_command_that_cannot_be_retried(
+    clock: FakeClock,
+) -> None:
+    """redis-py 8.1 skips its check of a pooled connection under RESP3 (redis/redis-py#4252): a GETDEL sent
+    on a connection the restart closed fails, and spending a single-use record is not retried."""
+    redis_servers.require_redis()
+    with redis_servers.standalone(persistent=True) as server:
+        storage = _storage(f"redis://127.0.0.1:{server.port}/0", clock, pool_size=10)
+        tickets = {new_hash(): builders.consent_ticket() for _ in range(10)}
+        await asyncio.gather(*(storage.put_consent_ticket(key, ticket, ttl=600) for key, ticket in tickets.items()))
+        server.stop()  # nothing is sent while Redis is away: the ten pooled connections are all stale
+        server.start()
+
+        consumed = await asyncio.gather(*map(storage.consume_consent_ticket, tickets), return_exceptions=True)
+
+        assert consumed == list(tickets.values())
+        assert not storage.unavailable
         await storage.aclose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -13,6 +14,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from mcp_authserver._clock import Clock
+from mcp_authserver._storage_url import StorageURL
 from mcp_authserver.errors import ConfigurationError
 from mcp_authserver.settings import StorageSettings
 from mcp_authserver.storage.memory import InMemoryStorage
@@ -20,7 +22,7 @@ from mcp_authserver.storage.protocols import Storage
 from mcp_authserver.storage.redis import RedisStorage
 from mcp_authserver.storage.sealing import Sealer
 
-__all__ = ["redacted", "storage_from_settings"]
+__all__ = ["storage_from_settings"]
 
 
 def storage_from_settings(
@@ -39,12 +41,12 @@ def storage_from_settings(
     if settings.is_memory:
         return InMemoryStorage(max_entries=settings.max_entries, clock=clock)
     return RedisStorage(
-        _redis_client(settings),
+        _checked_redis_client(settings),
         key_prefix=settings.key_prefix,
         clock=clock,
         revocation_sync_interval=settings.revocation_sync_interval.total_seconds(),
         revocation_retention=revocation_retention,
-        description=redacted(settings.url),
+        description=settings.redacted_url,
         sealer=sealer,
         allow_plaintext=allow_plaintext,
         pool_size=settings.pool_size,
@@ -53,14 +55,23 @@ def storage_from_settings(
     )
 
 
-def redacted(url: str) -> str:
-    """The URL without credentials, for logs."""
-    parts = urlsplit(url)
-    hosts = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{hosts}{parts.path}"
+def _checked_redis_client(settings: StorageSettings) -> Redis | RedisCluster:
+    """The client, or ConfigurationError naming the URL without its credentials: redis-py's own messages
+    may quote a piece of it (a port that is not a number: part of a password with an unescaped `/`)."""
+    url = StorageURL.of(settings.url)
+    try:
+        return _redis_client(settings, url)
+    except ConfigurationError:
+        raise
+    except (ValueError, TypeError) as exc:
+        detail = _MALFORMED if url.malformed else url.scrub(str(exc))
+        raise ConfigurationError(f"MCP_AUTHSERVER_STORAGE__URL ({url.shown}): {detail}") from None
 
 
-def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
+_MALFORMED = "not a valid URL; a reserved character in the password (/ ? # @) must be percent-encoded"
+
+
+def _redis_client(settings: StorageSettings, url: StorageURL) -> Redis | RedisCluster:
     parts = urlsplit(settings.url)
     scheme = parts.scheme.lower()
     userinfo, _, hosts = parts.netloc.rpartition("@")
@@ -75,6 +86,7 @@ def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
         "retry": Retry(NoBackoff(), 0),
         # The guard lets `pool_size` operations run at once; the revocation feed holds two more of its own.
         "max_connections": settings.pool_size + 2,
+        **_stale_connection_check(),
     }
     tls = scheme.startswith("rediss")
     if tls:
@@ -84,15 +96,21 @@ def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
         plain = parts._replace(netloc=hosts).geturl() if scheme != "unix" else settings.url
         if tls:
             common.pop("ssl", None)
-        return Redis.from_url(plain, **common)
+        client = Redis.from_url(plain, **common)
+        # Query parameters become connection arguments, used at the first command: an unknown one must fail
+        # here, not as a 500 then.
+        client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        return client
 
-    nodes = _hosts(hosts, settings.url)
+    nodes = _hosts(hosts, url)
     if scheme.endswith("+cluster"):
         return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes], **common)
 
     path = [segment for segment in parts.path.split("/") if segment]
     if not path:
-        raise ConfigurationError("MCP_AUTHSERVER_STORAGE__URL: a Sentinel URL ends with /<service name>[/<db>]")
+        raise ConfigurationError(
+            f"MCP_AUTHSERVER_STORAGE__URL ({url.shown}): a Sentinel URL ends with /<service name>[/<db>]"
+        )
     db = int(path[1]) if len(path) > 1 else int(parse_qs(parts.query).get("db", ["0"])[0])
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": settings.socket_timeout}
     if settings.sentinel_password is not None:
@@ -104,12 +122,28 @@ def _redis_client(settings: StorageSettings) -> Redis | RedisCluster:
     return master
 
 
-def _hosts(netloc: str, url: str) -> list[tuple[str, int]]:
+def _stale_connection_check() -> dict[str, Any]:
+    """Maintenance notifications off, so the pool checks a connection before handing it out.
+
+    redis-py 8.1 turns them on by default over RESP3 ("auto") and, with them on, skips its check that a
+    pooled connection is still open (redis/redis-py#4252): after a Redis restart every pooled connection
+    then fails its next command ("Connection closed by server"), and a command that may not be retried
+    (spending a code, rotating a refresh token) answers 503 although Redis is back. Versions without the
+    option have no such exemption.
+    """
+    if "maint_notifications_config" not in inspect.signature(Redis.__init__).parameters:
+        return {}
+    from redis.maint_notifications import MaintNotificationsConfig
+
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+
+
+def _hosts(netloc: str, url: StorageURL) -> list[tuple[str, int]]:
     nodes = []
     for item in netloc.split(","):
         host, _, port = item.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigurationError(f"MCP_AUTHSERVER_STORAGE__URL: hosts must be host:port ({redacted(url)})")
+            raise ConfigurationError(f"MCP_AUTHSERVER_STORAGE__URL ({url.shown}): hosts must be host:port")
         nodes.append((host.strip("[]"), int(port)))
     return nodes
 

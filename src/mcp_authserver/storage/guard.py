@@ -5,6 +5,10 @@
 - The first failure that means "the store is away" starts an outage (logged once). While it lasts, one
   operation at a time probes the store; the others wait for that probe instead of each paying a timeout,
   and fail at once if it fails. The probe's success ends the outage (logged once).
+- A timeout means the store stalls: for one `stall_hold` after it no new probe starts, and operations fail
+  at once. A request makes several calls one after the other (a rate-limit counter that lets it through
+  on failure, then its own reads); each would otherwise start a probe of its own and wait out another
+  timeout, so a stall would cost it one timeout per call instead of one.
 - An operation the caller marks idempotent is tried once more when the connection it got was dropped
   (a Redis restart leaves stale connections behind); a timeout is never retried, it would double the wait.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -46,9 +51,12 @@ class StoreGuard:
         description: str,
         concurrency: int,
         wait_timeout: float,
+        stall_hold: float = 0.0,
         prepare: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._description = description
+        self._stall_hold = stall_hold
+        self._held_until = 0.0
         # Run once, before the first operation: a client that must connect before it can serve concurrent
         # callers (redis-py's Cluster client discovers its nodes, and fails when many callers race to).
         self._prepare = prepare
@@ -82,6 +90,8 @@ class StoreGuard:
             if not await asyncio.shield(probe):
                 raise StorageError(f"the storage backend is unavailable ({self._description})")
             return await self._run(operation, idempotent=idempotent, reserved=reserved)
+        if time.monotonic() < self._held_until:
+            raise StorageError(f"the storage backend is unavailable ({self._description})")
         probe = self._probe = asyncio.get_running_loop().create_future()
         try:
             result = await self._run(operation, idempotent=idempotent, reserved=reserved, probing=True)
@@ -139,6 +149,8 @@ class StoreGuard:
                 self._prepare = None
 
     def _failed(self, exc: BaseException) -> StorageError:
+        if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
+            self._held_until = time.monotonic() + self._stall_hold
         if not self._down and not self._closing:
             self._down = True
             logger.error(

@@ -105,6 +105,7 @@ class RedisStorage:
             description=description,
             concurrency=pool_size,
             wait_timeout=pool_timeout,
+            stall_hold=socket_timeout,
             prepare=client.initialize if isinstance(client, RedisCluster) else None,
         )
         self._redeem = client.register_script(lua.REDEEM)
