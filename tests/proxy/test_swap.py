@@ -356,3 +356,26 @@ async def test_upstream_tokens_refreshed_on_another_replica_replace_this_replica
             await other.aclose()
     assert first != f"Bearer {renewed.access_token}"
     assert seen == f"Bearer {renewed.access_token}"
+
+
+def test_the_swap_replaces_our_authorization_whatever_form_the_headers_take() -> None:
+    from typing import Any
+
+    from mcp_authserver.middleware.upstream_swap import UpstreamSwap
+
+    class NoRefresher:
+        def cached_authorization(self, grant_id: str) -> bytes | None:
+            return None
+
+    ours, theirs = b"Bearer ours.jwt", b"Bearer upstream-token"
+    tuples = [(b"host", b"mcp.example"), (b"authorization", ours), (b"accept", b"*/*")]
+    lists: Any = [list(item) for item in tuples]  # ASGI allows any two-item iterables
+    swap = UpstreamSwap(NoRefresher(), resource_metadata_url="https://mcp.example/prm", header="Authorization")  # type: ignore[arg-type]
+    custom = UpstreamSwap(NoRefresher(), resource_metadata_url="https://mcp.example/prm", header="X-Upstream-Token")  # type: ignore[arg-type]
+
+    for headers in (tuples, lists):
+        swapped = sorted(tuple(item) for item in swap.swapped(headers, theirs, ours))
+        assert swapped == sorted([(b"host", b"mcp.example"), (b"authorization", theirs), (b"accept", b"*/*")])
+        elsewhere = sorted(tuple(item) for item in custom.swapped(headers, theirs, ours))
+        assert elsewhere == sorted([(b"host", b"mcp.example"), (b"accept", b"*/*"), (b"x-upstream-token", theirs)])
+    assert tuples[1] == (b"authorization", ours)  # the caller's list is left as it was

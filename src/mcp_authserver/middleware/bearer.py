@@ -188,7 +188,7 @@ class BearerAuthMiddleware:
         if swap is not None:
             value = swap.cached_value(principal.grant_id)
             if value is not None:
-                headers: list[tuple[bytes, bytes]] | None = swap.swapped(scope["headers"], value)
+                headers: list[tuple[bytes, bytes]] | None = swap.swapped(scope["headers"], value, authorization)
             else:
                 headers = await swap.headers(principal.grant_id, scope["headers"], send)
                 if headers is None:

@@ -50,7 +50,19 @@ class UpstreamSwap:
                 return None
         return self.swapped(headers, value)
 
-    def swapped(self, headers: Headers, value: bytes) -> Headers:
+    def swapped(self, headers: Headers, value: bytes, presented: bytes | None = None) -> Headers:
+        """`headers` without ours, with `value` in the configured header. `presented`: the one Authorization
+        value the bearer middleware accepted, so that in the usual case (the upstream token also goes in
+        Authorization) the swap is one lookup and one assignment rather than a pass over every header."""
+        if presented is not None and self._header == b"authorization":
+            try:
+                index = headers.index((b"authorization", presented))
+            except ValueError:
+                pass  # headers given as lists rather than tuples: the general way below
+            else:
+                swapped = headers.copy()
+                swapped[index] = (b"authorization", value)
+                return swapped
         replaced = self._replaced
         swapped = [item for item in headers if item[0] not in replaced]
         swapped.append((self._header, value))
