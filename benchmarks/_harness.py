@@ -13,6 +13,7 @@ from starlette.types import Message, Receive, Scope
 
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.oauth import rfc7636
+from mcp_authserver.oauth.params import Params
 from mcp_authserver.server import EmbeddedAuthServer
 from mcp_authserver.storage.records import AuthorizationRequest, ClientRecord, UpstreamTokens
 
@@ -54,10 +55,9 @@ async def open_grant(auth: EmbeddedAuthServer, client: ClientRecord, subject: st
         scopes=tuple(auth.settings.default_scopes),
         resource=auth.settings.resource,
     )
-    code = await auth.grants.issue_code(request, subject, UpstreamTokens(access_token="x"))
-    response = await auth.grants.redeem_code(
-        client, code=code, redirect_uri=REDIRECT_URI, code_verifier=verifier, resources=()
-    )
+    code = await auth.codes.issue_code(request, subject, UpstreamTokens(access_token="x"))
+    form = [("code", code), ("redirect_uri", REDIRECT_URI), ("code_verifier", verifier)]
+    response = await auth.codes.exchange(client, Params(form))
     assert response.refresh_token is not None
     return response.refresh_token
 

@@ -22,7 +22,8 @@ AuthServerError                           base of everything raised here
     ├── InvalidTokenError                 invalid_token              401  RFC 6750 §3.1
     ├── InsufficientScopeError            insufficient_scope         403  RFC 6750 §3.1
     ├── RequestTooLargeError              invalid_request            413
-    └── TemporarilyUnavailableError       temporarily_unavailable    503
+    ├── TemporarilyUnavailableError       temporarily_unavailable    503
+    └── ServerError                       server_error               500  a fault of ours, logged
 ```
 
 `description` goes to the client and must never carry a secret; operators get the rest in logs.
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidTokenError",
     "OAuthError",
     "RequestTooLargeError",
+    "ServerError",
     "StorageError",
     "TemporarilyUnavailableError",
     "UnauthorizedClientError",
@@ -162,3 +164,10 @@ class RequestTooLargeError(OAuthError):
 class TemporarilyUnavailableError(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503
+
+
+class ServerError(OAuthError):
+    """RFC 6749 §5.2 has no code for our own faults; §4.1.2.1's `server_error` is what clients know."""
+
+    error = "server_error"
+    status_code = 500

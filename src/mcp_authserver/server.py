@@ -9,25 +9,36 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from mcp_authserver._clock import Clock, system_clock
-from mcp_authserver.clients import ClientDirectory
+from mcp_authserver._crypto import credential_hash
 from mcp_authserver.errors import StorageError
-from mcp_authserver.grants import GrantService
-from mcp_authserver.http.context import EndpointContext
+from mcp_authserver.http.authorize import AuthorizeEndpoint, ConsentEndpoint
+from mcp_authserver.http.browser import BrowserBinding
+from mcp_authserver.http.callback import CallbackEndpoint
 from mcp_authserver.http.cors import CORSPolicy
-from mcp_authserver.http.router import OAUTH_PREFIX, PathDispatcher, build_routes
+from mcp_authserver.http.endpoint import Endpoint
+from mcp_authserver.http.metadata import DocumentEndpoint, JWKSEndpoint
+from mcp_authserver.http.rate_limit import RateLimiter
+from mcp_authserver.http.register import RegistrationEndpoint
+from mcp_authserver.http.revoke import RevocationEndpoint
+from mcp_authserver.http.routes import EndpointName, PathDispatcher, RouteTable
+from mcp_authserver.http.token import TokenEndpoint
 from mcp_authserver.middleware.bearer import BearerAuthMiddleware
 from mcp_authserver.middleware.upstream_swap import UpstreamSwap
-from mcp_authserver.oauth import rfc9728
-from mcp_authserver.oauth.rfc8414 import Endpoints
+from mcp_authserver.oauth import rfc8414, rfc9728
 from mcp_authserver.oauth.urls import is_loopback_host
 from mcp_authserver.sdk import TokenVerifier
-from mcp_authserver.settings import AuthServerSettings
+from mcp_authserver.services.authorization import AuthorizationService
+from mcp_authserver.services.clients import ClientService
+from mcp_authserver.services.grants import AuthorizationCodeGrant, GrantRegistry, RefreshTokenGrant, TokenIssuance
+from mcp_authserver.services.revocation import RevocationService
+from mcp_authserver.settings import AuthServerSettings, StaticClientSettings
 from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
+from mcp_authserver.storage.records import ClientRecord
 from mcp_authserver.storage.sealing import Sealer
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
 from mcp_authserver.tokens.keys import KeyProvider
@@ -81,21 +92,25 @@ class EmbeddedAuthServer:
         self._http = http_client or httpx.AsyncClient(
             timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
         )
-        self.endpoints = Endpoints(settings.issuer)
+        self.route_table = RouteTable(
+            settings.issuer, settings.resource, registration=settings.registration.enabled, introspection=False
+        )
+        """Every path the server answers, and the URL of each endpoint."""
+        callback_url = self.route_table.url("callback")
         registrar = None
         if not settings.upstream.client_id:
             registrar = UpstreamRegistrar(
                 self.storage,
                 self._http,
                 issuer=settings.issuer,
-                redirect_uri=self.endpoints.callback,
+                redirect_uri=callback_url,
                 scopes=settings.upstream.scopes,
                 clock=clock,
             )
         self.upstream_registrar = registrar
         """This server's registration at the upstream, when no client id is configured (else None)."""
         self.upstream = UpstreamProvider(
-            settings.upstream, http=self._http, redirect_uri=self.endpoints.callback, clock=clock, registrar=registrar
+            settings.upstream, http=self._http, redirect_uri=callback_url, clock=clock, registrar=registrar
         )
         revocations = self.storage
         self.access_tokens = AccessTokenIssuer(
@@ -112,57 +127,141 @@ class EmbeddedAuthServer:
             leeway=tokens.leeway.total_seconds(),
             clock=clock,
         )
-        self.upstream_revoker = UpstreamRevoker(self.upstream)
-        """Revokes the user's upstream tokens (RFC 7009) when a grant is revoked; closed by `aclose`."""
-        self.grants = GrantService(
-            self.storage,
-            self.access_tokens,
-            tokens,
-            resource=settings.resource,
-            clock=clock,
-            upstream_revoker=self.upstream_revoker,
-        )
-        self.upstream_refresher = UpstreamTokenRefresher(
-            self.storage,
-            self.upstream,
-            self.grants,
-            margin=settings.upstream.refresh_margin.total_seconds(),
-            idle_ttl=tokens.refresh_token_ttl.total_seconds(),
-            clock=clock,
-        )
-        registration = settings.registration
-        self.clients = ClientDirectory(
-            self.storage,
-            settings.clients,
-            client_ttl=registration.client_ttl.total_seconds(),
-            unused_client_ttl=registration.new_client_ttl.total_seconds(),
-            clock=clock,
-        )
-        context = EndpointContext(
-            settings=settings,
-            storage=self.storage,
-            clients=self.clients,
-            grants=self.grants,
-            keys=self.key_provider,
-            verifier=self.verifier,
-            upstream=self.upstream,
-            endpoints=self.endpoints,
-            clock=clock,
-        )
-        self._routes = build_routes(context)
+        self._build_services(settings, clock)
+        self._routes = self._build_routes(settings)
         self._app = PathDispatcher(self._routes)
         self._cors = CORSPolicy(settings.cors_origins)
         self._closed = False
         self._announce_insecure_defaults(storage is None, key_provider is None)
 
+    def _build_services(self, settings: AuthServerSettings, clock: Clock) -> None:
+        """What happens behind the endpoints, each part given plain values from the settings."""
+        tokens, registration = settings.tokens, settings.registration
+        leeway = tokens.leeway.total_seconds()
+        revocation_ttl = tokens.access_token_ttl.total_seconds() + leeway
+        self.upstream_revoker = UpstreamRevoker(self.upstream)
+        """Revokes the user's upstream tokens (RFC 7009) when a login ends; closed by `aclose`."""
+        revoker = self.upstream_revoker
+        self.revocation = RevocationService(
+            self.storage,
+            self.verifier,
+            revocation_ttl=revocation_ttl,
+            leeway=leeway,
+            clock=clock,
+            revoke_upstream=lambda upstream, grant_id: revoker.schedule(upstream, grant_id=grant_id),
+        )
+        """Ends logins and tokens: RFC 7009, code or refresh-token reuse, an upstream that ended the login."""
+        issuance = TokenIssuance(self.access_tokens, clock=clock)
+        self.codes = AuthorizationCodeGrant(
+            self.storage,
+            issuance,
+            self.revocation,
+            code_ttl=tokens.authorization_code_ttl.total_seconds(),
+            refresh_ttl=tokens.refresh_token_ttl.total_seconds(),
+            access_only_ttl=revocation_ttl,
+            max_lifetime=tokens.max_grant_lifetime.total_seconds(),
+            clock=clock,
+        )
+        refresh = RefreshTokenGrant(
+            self.storage,
+            issuance,
+            self.revocation,
+            refresh_ttl=tokens.refresh_token_ttl.total_seconds(),
+            grace=tokens.refresh_grace_period.total_seconds(),
+            clock=clock,
+        )
+        self.grant_types = GrantRegistry([self.codes, refresh])
+        """The grant types of the token endpoint, advertised in the metadata and accepted at registration."""
+        self.clients = ClientService(
+            self.storage,
+            [_static_client(client) for client in settings.clients],
+            client_ttl=registration.client_ttl.total_seconds(),
+            unused_client_ttl=registration.new_client_ttl.total_seconds(),
+            clock=clock,
+        )
+        self.authorization = AuthorizationService(
+            self.clients,
+            self.storage,
+            self.upstream,
+            self.codes,
+            issuer=settings.issuer,
+            resource=settings.resource,
+            scopes_supported=settings.scopes_supported,
+            default_scopes=settings.default_scopes,
+            trusted_client_ids=settings.consent.trusted_client_ids,
+            login_ttl=tokens.login_ttl.total_seconds(),
+            # An approval is remembered as long as a registration in use is.
+            approval_ttl=registration.client_ttl.total_seconds(),
+        )
+        self.upstream_refresher = UpstreamTokenRefresher(
+            self.storage,
+            self.upstream,
+            end_login=self.revocation.end_login,
+            margin=settings.upstream.refresh_margin.total_seconds(),
+            idle_ttl=tokens.refresh_token_ttl.total_seconds(),
+            clock=clock,
+        )
+
+    def _build_routes(self, settings: AuthServerSettings) -> dict[str, ASGIApp]:
+        """Each endpoint with the services it uses, placed by the route table."""
+        table = self.route_table
+        # The browser id lives as long as the approvals remembered under it (so a client this browser approved
+        # has its errors redirected to it on later logins too), and at least as long as a login may take.
+        cookie_lifetime = max(settings.tokens.login_ttl, settings.registration.client_ttl)
+        browser = BrowserBinding(
+            secure=settings.issuer.startswith("https://"), max_age=int(cookie_lifetime.total_seconds())
+        )
+        # Off, there is no limiter at all: not one storage call (load tests).
+        limiter = RateLimiter(self.storage, settings.rate_limit) if settings.rate_limit.enabled else None
+        metadata_documents: dict[str, DocumentEndpoint] = {}
+        for route in table.rows:
+            if route.endpoint == "metadata":
+                document = rfc8414.document(
+                    issuer=settings.issuer,
+                    endpoints=table.metadata_endpoints(),
+                    scopes=settings.scopes_supported,
+                    grant_types=self.grant_types.names,
+                    signing_algorithms=self.key_provider.algorithms,
+                    oidc=rfc8414.is_oidc_path(route.path),
+                )
+                metadata_documents[route.path] = DocumentEndpoint(document)
+        resource_document = rfc9728.document(
+            resource=settings.resource,
+            issuer=settings.issuer,
+            scopes=settings.scopes_supported,
+            resource_name=settings.resource_name,
+        )
+        endpoints: dict[EndpointName, Endpoint | Mapping[str, Endpoint]] = {
+            "authorize": AuthorizeEndpoint(
+                self.authorization,
+                browser,
+                service_name=settings.consent.service_name,
+                consent_url=table.url("consent"),
+            ),
+            "consent": ConsentEndpoint(self.authorization, browser),
+            "callback": CallbackEndpoint(self.authorization, browser),
+            "token": TokenEndpoint(self.clients, self.grant_types, limiter),
+            "revoke": RevocationEndpoint(self.clients, self.revocation),
+            "register": RegistrationEndpoint(
+                self.clients,
+                max_redirect_uris=settings.registration.max_redirect_uris,
+                scopes_supported=settings.scopes_supported,
+                grant_types=self.grant_types.names,
+            ),
+            "jwks": JWKSEndpoint(self.key_provider),
+            "metadata": metadata_documents,
+            "resource_metadata": DocumentEndpoint(resource_document),
+        }
+        return table.apps(endpoints, cors=CORSPolicy(settings.cors_origins), limiter=limiter)
+
     @property
     def routes(self) -> Mapping[str, ASGIApp]:
-        """Every path this server answers: `/oauth/` as a prefix, each `/.well-known/…` path exactly."""
+        """Every path this server answers, exactly: `/oauth/…` and each `/.well-known/…` path."""
         return self._routes
 
     @property
     def app(self) -> ASGIApp:
-        """One ASGI app answering every path in `routes`, for hosts that route by prefix."""
+        """One ASGI app answering every path in `routes` (404 for any other), for hosts that route by prefix."""
         return self._app
 
     @property
@@ -180,13 +279,7 @@ class EmbeddedAuthServer:
 
     def starlette_routes(self) -> list[BaseRoute]:
         """The routes as Starlette/FastAPI route objects, to put in front of the host's own."""
-        result: list[BaseRoute] = []
-        for path, app in self._routes.items():
-            if path.endswith(OAUTH_PREFIX):
-                result.append(Mount(path.rstrip("/"), app=app))
-            else:
-                result.append(Route(path, endpoint=app))
-        return result
+        return [Route(path, endpoint=app) for path, app in self._routes.items()]
 
     def register(self, router: Any) -> None:
         """Add the routes to a Starlette or FastAPI app or router (anything with `.routes`, or `.router.routes`)."""
@@ -294,3 +387,17 @@ def _keys_from(settings: AuthServerSettings) -> KeyProvider:
     if settings.tokens.signing_key_files:
         return KeyProvider.from_files(settings.tokens.signing_key_files)
     return KeyProvider.ephemeral(settings.tokens.algorithm)
+
+
+def _static_client(client: StaticClientSettings) -> ClientRecord:
+    """A pre-registered client from settings (MCP authorization §5.2): never expires, secret hashed."""
+    secret = client.client_secret.get_secret_value() if client.client_secret else None
+    return ClientRecord(
+        client_id=client.client_id,
+        redirect_uris=tuple(client.redirect_uris),
+        token_endpoint_auth_method=client.token_endpoint_auth_method or ("client_secret_basic" if secret else "none"),
+        grant_types=tuple(client.grant_types),
+        client_secret_hash=credential_hash(secret) if secret else None,
+        client_name=client.client_name,
+        static=True,
+    )

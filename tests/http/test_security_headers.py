@@ -37,7 +37,6 @@ async def test_every_kind_of_response_forbids_framing_and_referrers(harness: Har
         await http.post("/oauth/token", data={"grant_type": "refresh_token", "refresh_token": "x"}),
         await http.post("/oauth/token", data={"grant_type": "password"}),
         await http.post("/oauth/revoke", data={"token": "x", "client_id": client_id}),
-        await http.get("/oauth/no-such-endpoint"),
         await http.delete("/oauth/token"),
         await http.options(
             "/oauth/token", headers={"Origin": "http://localhost:6274", "Access-Control-Request-Method": "POST"}
@@ -51,7 +50,8 @@ async def test_every_kind_of_response_forbids_framing_and_referrers(harness: Har
     responses += [consent, upstream_redirect, error_redirect]
 
     statuses = {response.status_code for response in responses}
-    assert {200, 201, 204, 302, 303, 400, 401, 404, 405} <= statuses
+    # 404 is the single app's (below): the routes are exact, so a path that is not ours is the host's.
+    assert {200, 201, 204, 302, 303, 400, 401, 405} <= statuses
     for response in responses:
         _assert_protected(response)
 

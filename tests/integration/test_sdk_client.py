@@ -107,7 +107,7 @@ async def test_a_client_whose_token_was_revoked_logs_in_again(live_server: Embed
     assert user.tokens is not None
     async with httpx2.AsyncClient() as http:
         revoke = await http.post(
-            live_server.endpoints.revocation,
+            live_server.route_table.url("revoke"),
             data={"token": user.tokens.refresh_token or "", "client_id": user.client.client_id if user.client else ""},
         )
     assert revoke.status_code == 200

@@ -6,16 +6,20 @@ from typing import Any
 
 import pytest
 
+from mcp_authserver.http.routes import RouteTable
 from mcp_authserver.oauth.rfc8414 import document, is_oidc_path, jwks_path, metadata_paths
 
 ISSUER = "https://auth.example.com"
 
 
 def metadata(issuer: str = ISSUER, *, registration_enabled: bool = True, oidc: bool = False) -> dict[str, Any]:
+    """The document as the server builds it: its endpoint URLs from the route table."""
+    table = RouteTable(issuer, issuer + "/mcp", registration=registration_enabled, introspection=False)
     return document(
         issuer=issuer,
+        endpoints=table.metadata_endpoints(),
         scopes=["mcp", "offline_access"],
-        registration_enabled=registration_enabled,
+        grant_types=["authorization_code", "refresh_token"],
         signing_algorithms=["ES256"],
         oidc=oidc,
     )

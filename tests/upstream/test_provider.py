@@ -228,22 +228,15 @@ async def test_a_refresh_without_a_new_refresh_token_keeps_the_old_one() -> None
 
 async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it() -> None:
     from mcp_authserver.errors import StorageError
-    from mcp_authserver.grants import GrantService
-    from mcp_authserver.settings import TokenSettings
     from mcp_authserver.storage import InMemoryStorage, UpstreamTokens
-    from mcp_authserver.tokens.access import AccessTokenIssuer
-    from mcp_authserver.tokens.keys import KeyProvider
     from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
     from tests.storage import builders
 
     idp = ScriptedIdP(token_body={"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600})
     provider = scripted_provider(idp)
     storage = InMemoryStorage()
-    grants = GrantService(
-        storage, AccessTokenIssuer(KeyProvider.ephemeral(), issuer="https://as", ttl=60), TokenSettings(),
-        resource="https://as/mcp", clock=time.time,
-    )  # fmt: skip
-    refresher = UpstreamTokenRefresher(storage, provider, grants, margin=60)
+    ends = _login_ends(storage)
+    refresher = UpstreamTokenRefresher(storage, provider, end_login=ends, margin=60)
     expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=time.time() + 5, subject="u")
     grant = await builders.open_grant(storage, time.time(), None, upstream=expiring)
 
@@ -257,8 +250,9 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
 
     broken = FailingWrites()
     broken_grant = await builders.open_grant(broken, time.time(), None, upstream=expiring)
+    refresher = UpstreamTokenRefresher(broken, provider, end_login=_login_ends(broken), margin=60)
     with pytest.raises(StorageError):  # the new token is never handed out unless it was stored
-        await UpstreamTokenRefresher(broken, provider, grants, margin=60).fresh_tokens(broken_grant.grant_id)
+        await refresher.fresh_tokens(broken_grant.grant_id)
 
 
 @pytest.mark.parametrize("access_token", ["at\r\nX-Injected: 1", "t\u00f6ken", "two words", ""])
@@ -318,3 +312,13 @@ async def test_without_the_jwks_uri_an_openid_upstream_is_still_discovered() -> 
     metadata = await provider.metadata()
     assert len(discovery) == 1
     assert (metadata.authorization_endpoint, metadata.jwks_uri) == (f"{ISSUER}/a", f"{ISSUER}/jwks")
+
+
+def _login_ends(storage: Any) -> Any:
+    """How the server ends a login: the revocation service, over the test's storage."""
+    from mcp_authserver.services.revocation import RevocationService
+    from mcp_authserver.tokens.access import AccessTokenVerifier
+    from mcp_authserver.tokens.keys import KeyProvider
+
+    verifier = AccessTokenVerifier(KeyProvider.ephemeral(), issuer="https://as", audience="https://as/mcp")
+    return RevocationService(storage, verifier, revocation_ttl=3630, leeway=30, clock=time.time).end_login

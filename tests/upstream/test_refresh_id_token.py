@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 
 from mcp_authserver.errors import UpstreamRefreshError
-from mcp_authserver.grants import GrantService
-from mcp_authserver.settings import TokenSettings
 from mcp_authserver.storage import InMemoryStorage, UpstreamTokens
-from mcp_authserver.tokens.access import AccessTokenIssuer
 from mcp_authserver.tokens.keys import KeyProvider, SigningKey
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 from tests.storage import builders
@@ -75,11 +72,8 @@ async def test_a_refresh_naming_another_user_revokes_the_grant_and_keeps_nothing
     idp = ScriptedIdP()
     idp.token_body = _answer(idp, nonce=None, sub="mallory")
     storage = InMemoryStorage()
-    grants = GrantService(
-        storage, AccessTokenIssuer(KeyProvider.ephemeral(), issuer="https://as", ttl=60), TokenSettings(),
-        resource="https://as/mcp", clock=time.time,
-    )  # fmt: skip
-    refresher = UpstreamTokenRefresher(storage, scripted_provider(idp), grants, margin=60)
+    ends = _login_ends(storage)
+    refresher = UpstreamTokenRefresher(storage, scripted_provider(idp), end_login=ends, margin=60)
     expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=time.time() + 5, subject="user-1")
     grant = await builders.open_grant(storage, time.time(), None, upstream=expiring)
 
@@ -87,3 +81,12 @@ async def test_a_refresh_naming_another_user_revokes_the_grant_and_keeps_nothing
         await refresher.fresh_tokens(grant.grant_id)
     assert await storage.is_revoked(grant.grant_id, generation=0, issued_at=time.time())
     assert await storage.get_upstream_tokens(grant.grant_id) is None
+
+
+def _login_ends(storage: InMemoryStorage) -> Any:
+    """How the server ends a login: the revocation service, over the test's storage."""
+    from mcp_authserver.services.revocation import RevocationService
+    from mcp_authserver.tokens.access import AccessTokenVerifier
+
+    verifier = AccessTokenVerifier(KeyProvider.ephemeral(), issuer="https://as", audience="https://as/mcp")
+    return RevocationService(storage, verifier, revocation_ttl=3630, leeway=30, clock=time.time).end_login

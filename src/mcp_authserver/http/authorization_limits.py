@@ -10,7 +10,7 @@ would be echoed), with 400, or 414 (413 for a POSTed form) when the whole reques
 from __future__ import annotations
 
 from mcp_authserver.errors import InvalidRequestError
-from mcp_authserver.http.requests import Params
+from mcp_authserver.oauth.params import Params
 
 MAX_AUTHORIZATION_REQUEST = 16 * 1024
 """Bytes of the whole query string (GET) or form body (POST)."""

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from starlette.responses import HTMLResponse
 
-from mcp_authserver.http.responses import page
+from mcp_authserver.http.render import page
 from mcp_authserver.oauth.urls import is_loopback_host
 from mcp_authserver.storage.records import AuthorizationRequest, ClientRecord
 

@@ -1,65 +1,40 @@
-"""Turning an endpoint function into an ASGI app that never answers with a traceback."""
+"""The one shape of an endpoint, and the ASGI app around it.
+
+An endpoint is a small class holding only the services it uses, with one method: parse the request,
+call a service, render the result. How its failures are answered depends on who calls it: programs
+get RFC 6749 §5.2 JSON, browsers our error page (`errors`). Nothing escapes as a traceback.
+"""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
+from typing import ClassVar, Literal, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from mcp_authserver.errors import OAuthError, StorageError, TemporarilyUnavailableError, UpstreamError
-from mcp_authserver.http.responses import RETRY_AFTER_SECONDS, error_page, oauth_error
+from mcp_authserver.http.render import failure
 
-logger = logging.getLogger("mcp_authserver.http")
-
-Handler = Callable[[Request], Awaitable[Response]]
+__all__ = ["Endpoint", "EndpointApp"]
 
 
-class JSONEndpoint:
-    """An endpoint whose errors are RFC 6749 §5.2 JSON documents."""
+class Endpoint(Protocol):
+    errors: ClassVar[Literal["json", "page"]]
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            response = await self.handler(request)
-        except OAuthError as exc:
-            response = oauth_error(exc)
-        except (StorageError, UpstreamError) as exc:
-            logger.error("%s: %s", type(exc).__name__, exc, extra={"event": "endpoint.unavailable"})
-            response = oauth_error(TemporarilyUnavailableError("the server cannot complete this now; retry shortly"))
-        except Exception:
-            logger.exception("unexpected failure in %s", request.url.path, extra={"event": "endpoint.failed"})
-            response = oauth_error(_ServerError("internal error"))
-        await response(scope, receive, send)
+    async def handle(self, request: Request) -> Response: ...
 
 
-class PageEndpoint:
-    """A browser-facing endpoint: failures it cannot redirect are shown as a page."""
+class EndpointApp:
+    """An `Endpoint` as an ASGI app."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._pages = endpoint.errors == "page"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            response = await self.handler(request)
-        except OAuthError as exc:
-            response = error_page("Sign-in request rejected", exc.description or exc.error, exc.status_code)
-        except (StorageError, UpstreamError) as exc:
-            logger.error("%s: %s", type(exc).__name__, exc, extra={"event": "endpoint.unavailable"})
-            response = error_page("Temporarily unavailable", "Please try again in a moment.", 503)
-            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-        except Exception:
-            logger.exception("unexpected failure in %s", request.url.path, extra={"event": "endpoint.failed"})
-            response = error_page("Something went wrong", "The sign-in could not be completed.", 500)
+            response = await self.endpoint.handle(request)
+        except Exception as exc:  # every failure becomes an answer: an OAuth error, a 503, or a logged 500
+            response = failure(exc, page_errors=self._pages, where=request.url.path)
         await response(scope, receive, send)
-
-
-class _ServerError(OAuthError):
-    error = "server_error"
-    status_code = 500

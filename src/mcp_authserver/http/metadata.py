@@ -1,54 +1,38 @@
-"""GET endpoints of discovery: RFC 8414 metadata, its OIDC alias, the JWKS, RFC 9728 PRM."""
+"""GET endpoints of discovery: RFC 8414 metadata and its OIDC alias, the JWKS, RFC 9728 PRM."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from mcp_authserver.http.context import EndpointContext
-from mcp_authserver.oauth import rfc8414, rfc9728
+from mcp_authserver.http.render import cacheable_json
+from mcp_authserver.tokens.keys import KeyProvider
 
-
-def _cacheable(body: Mapping[str, Any]) -> Response:
-    return JSONResponse(dict(body), headers={"Cache-Control": "public, max-age=300"})
+__all__ = ["DocumentEndpoint", "JWKSEndpoint"]
 
 
-def authorization_server_metadata(ctx: EndpointContext, *, oidc: bool) -> Any:
-    settings = ctx.settings
-    body = rfc8414.document(
-        issuer=settings.issuer,
-        scopes=settings.scopes_supported,
-        registration_enabled=settings.registration.enabled,
-        signing_algorithms=ctx.keys.algorithms,
-        oidc=oidc,
-    )
+class DocumentEndpoint:
+    """A discovery document built once: the metadata of the authorization server or of the resource."""
 
-    async def endpoint(_request: Request) -> Response:
-        return _cacheable(body)
+    errors: ClassVar[Literal["json", "page"]] = "json"
 
-    return endpoint
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self._document = dict(document)
+
+    async def handle(self, request: Request) -> Response:
+        return cacheable_json(self._document)
 
 
-def jwks(ctx: EndpointContext) -> Any:
-    async def endpoint(_request: Request) -> Response:
-        return _cacheable(ctx.keys.jwks())
+class JWKSEndpoint:
+    """Read at every request: keys can be added while the server runs."""
 
-    return endpoint
+    errors: ClassVar[Literal["json", "page"]] = "json"
 
+    def __init__(self, keys: KeyProvider) -> None:
+        self._keys = keys
 
-def protected_resource_metadata(ctx: EndpointContext) -> Any:
-    settings = ctx.settings
-    body = rfc9728.document(
-        resource=settings.resource,
-        issuer=settings.issuer,
-        scopes=settings.scopes_supported,
-        resource_name=settings.resource_name,
-    )
-
-    async def endpoint(_request: Request) -> Response:
-        return _cacheable(body)
-
-    return endpoint
+    async def handle(self, request: Request) -> Response:
+        return cacheable_json(self._keys.jwks())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 from typing import Literal
 
 from starlette.responses import Response
@@ -27,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_authserver._crypto import credential_hash
 from mcp_authserver.errors import StorageError
-from mcp_authserver.http.responses import error_page, json_response
+from mcp_authserver.http.render import too_many_requests
 from mcp_authserver.settings import RateLimitSettings
 from mcp_authserver.storage.protocols import RateLimitStore
 
@@ -75,7 +74,7 @@ class RateLimiter:
         if not client_id:
             return None
         wait = await self.wait("token-client", client_subject(client_id))
-        return too_many_requests(wait, page=False) if wait else None
+        return too_many_requests(wait, page_errors=False) if wait else None
 
 
 class AddressLimit:
@@ -92,22 +91,9 @@ class AddressLimit:
         wait = await self.limiter.wait(self.rule, client_address(scope))
         if wait:
             logger.debug("rate limited", extra={"event": "rate_limit.refused", "rule": self.rule})
-            await too_many_requests(wait, page=self.page)(scope, receive, send)
+            await too_many_requests(wait, page_errors=self.page)(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-def too_many_requests(wait: float, *, page: bool) -> Response:
-    """429 with `Retry-After` in whole seconds, rounded up (RFC 9110 §10.2.3)."""
-    seconds = max(1, math.ceil(wait))
-    if page:
-        response: Response = error_page(
-            "Too many requests", f"Too many sign-in requests from your network; try again in {seconds} seconds.", 429
-        )
-        response.headers["Retry-After"] = str(seconds)
-        return response
-    body = {"error": "temporarily_unavailable", "error_description": f"too many requests; retry in {seconds} seconds"}
-    return json_response(body, 429, {"Retry-After": str(seconds)})
 
 
 def client_address(scope: Scope) -> str:

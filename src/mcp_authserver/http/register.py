@@ -2,56 +2,54 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, ClassVar, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mcp_authserver._crypto import credential_hash, new_secret
-from mcp_authserver.http.context import EndpointContext
+from mcp_authserver.http.render import json_response
 from mcp_authserver.http.requests import read_json
-from mcp_authserver.http.responses import json_response
 from mcp_authserver.oauth import rfc7591
+from mcp_authserver.services.clients import ClientService
 from mcp_authserver.storage.records import ClientRecord
 
-logger = logging.getLogger(__name__)
-
+__all__ = ["MAX_REGISTRATION_BODY", "RegistrationEndpoint", "registration_response"]
 
 # Client metadata is a few hundred bytes in practice; a registration is open to anyone, so its size
 # (and what one stored client costs) is bounded well below the generic body limit.
 MAX_REGISTRATION_BODY = 8 * 1024
 
 
-def register(ctx: EndpointContext) -> Any:
-    max_uris = ctx.settings.registration.max_redirect_uris
-    scopes_supported = frozenset(ctx.settings.scopes_supported)
+class RegistrationEndpoint:
+    errors: ClassVar[Literal["json", "page"]] = "json"
 
-    async def endpoint(request: Request) -> Response:
+    def __init__(
+        self,
+        clients: ClientService,
+        *,
+        max_redirect_uris: int,
+        scopes_supported: Iterable[str],
+        grant_types: Iterable[str],
+    ) -> None:
+        self._clients = clients
+        self._max_redirect_uris = max_redirect_uris
+        self._scopes_supported = frozenset(scopes_supported)
+        self._grant_types = tuple(grant_types)
+
+    async def handle(self, request: Request) -> Response:
         body = await read_json(request, limit=MAX_REGISTRATION_BODY)
-        metadata = rfc7591.validate(body, max_redirect_uris=max_uris, scopes_supported=scopes_supported)
-        secret = None if metadata.token_endpoint_auth_method == "none" else new_secret()
-        client = ClientRecord(
-            # A UUID can never be mistaken for a CIMD client_id, which is an https URL (CIMD §7.1).
-            client_id=str(uuid.uuid4()),
-            redirect_uris=metadata.redirect_uris,
-            token_endpoint_auth_method=metadata.token_endpoint_auth_method,
-            grant_types=metadata.grant_types,
-            response_types=metadata.response_types,
-            client_secret_hash=credential_hash(secret) if secret else None,
-            client_name=metadata.client_name,
-            scope=metadata.scope,
-            client_id_issued_at=int(ctx.clock()),
-            metadata=metadata.extra,
+        metadata = rfc7591.validate(
+            body,
+            max_redirect_uris=self._max_redirect_uris,
+            scopes_supported=self._scopes_supported,
+            grant_types_supported=self._grant_types,
         )
+        registration = self._clients.new_registration(metadata)
         # Rendered before anything is stored: a response that cannot be written must not leave a client behind.
-        response = json_response(registration_response(client, secret), status=201)
-        await ctx.clients.register(client)
-        logger.info("client registered", extra={"event": "client.registered", "client_id": client.client_id})
+        response = json_response(registration_response(registration.client, registration.secret), status=201)
+        await self._clients.register(registration.client)
         return response
-
-    return endpoint
 
 
 def registration_response(client: ClientRecord, secret: str | None) -> dict[str, Any]:

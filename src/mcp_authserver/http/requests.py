@@ -5,13 +5,13 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
 from mcp_authserver.errors import InvalidRequestError, RequestTooLargeError
+from mcp_authserver.oauth.params import Params
 
 MAX_BODY = 64 * 1024
 MAX_JSON_DEPTH = 16
@@ -22,39 +22,6 @@ _JSON_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _JSON_STRING = re.compile(rb'"[^"]*"')
 _OPENING = frozenset(b"[{")
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-
-
-class Params:
-    """Request parameters where each may appear once (RFC 6749 §3.1), except the named repeatable ones."""
-
-    def __init__(self, pairs: list[tuple[str, str]], *, repeatable: frozenset[str] = frozenset({"resource"})) -> None:
-        self._values: dict[str, list[str]] = {}
-        for key, value in pairs:
-            self._values.setdefault(key, []).append(value)
-        if duplicated := sorted(k for k, v in self._values.items() if len(v) > 1 and k not in repeatable):
-            raise InvalidRequestError(f"parameters must not be repeated: {', '.join(duplicated)}")
-
-    def get(self, name: str) -> str | None:
-        values = self._values.get(name)
-        return values[0] if values else None
-
-    def require(self, name: str) -> str:
-        value = self.get(name)
-        if not value:
-            raise InvalidRequestError(f"{name} is required")
-        return value
-
-    def all(self, name: str) -> list[str]:
-        return self._values.get(name, [])
-
-    def items(self) -> Iterator[tuple[str, str]]:
-        """Every (name, value) pair, repeated parameters included."""
-        for name, values in self._values.items():
-            for value in values:
-                yield name, value
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._values
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:

@@ -7,10 +7,9 @@ cryptographically (`AccessTokenVerifier`).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from starlette.authentication import AuthCredentials
@@ -19,8 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_authserver.errors import InvalidTokenError, StorageError
 from mcp_authserver.http.cors import CORSPolicy, send_preflight
-from mcp_authserver.oauth.rfc6749 import error_description
-from mcp_authserver.oauth.rfc6750 import www_authenticate
+from mcp_authserver.http.render import send_challenge
 from mcp_authserver.sdk import PrincipalUser, auth_context_var
 from mcp_authserver.storage.protocols import RevocationStore
 from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrincipal
@@ -28,7 +26,7 @@ from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrinc
 if TYPE_CHECKING:
     from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 
-__all__ = ["PRINCIPAL_SCOPE_KEY", "BearerAuthMiddleware", "get_principal", "send_challenge"]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "BearerAuthMiddleware", "get_principal"]
 
 logger = logging.getLogger(__name__)
 
@@ -241,32 +239,3 @@ def _has_access_token_parameter(query: bytes) -> bool:
         if value and unquote_to_bytes(name.replace(b"+", b" ")) == b"access_token":
             return True
     return False
-
-
-async def send_challenge(
-    send: Send,
-    status: int,
-    resource_metadata_url: str,
-    scopes: Iterable[str],
-    error: str | None,
-    description: str | None,
-) -> None:
-    """A 401/403 with the RFC 6750 / RFC 9728 challenge, or a 503 with `Retry-After`, as JSON."""
-    body: dict[str, Any] = {"error": error or "unauthorized"}
-    if description:
-        body["error_description"] = error_description(description)
-    payload = json.dumps(body).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    if status == 503:
-        headers.append((b"retry-after", b"5"))
-    else:
-        challenge = www_authenticate(
-            resource_metadata=resource_metadata_url, scopes=scopes, error=error, description=description
-        )
-        headers.append((b"www-authenticate", challenge.encode("latin-1", "replace")))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_authserver.errors import StorageError, UpstreamError, UpstreamRefreshError
-from mcp_authserver.middleware.bearer import PRINCIPAL_SCOPE_KEY, send_challenge
+from mcp_authserver.http.render import send_challenge
+from mcp_authserver.middleware.bearer import PRINCIPAL_SCOPE_KEY
 from mcp_authserver.tokens.access import AuthenticatedPrincipal
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 from mcp_authserver.upstream.sanitize import authorization_value

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from mcp_authserver.errors import InvalidClientMetadataError, InvalidRedirectURIError, InvalidScopeError
 from mcp_authserver.oauth.rfc6749 import parse_scope
-from mcp_authserver.oauth.rfc8414 import AUTH_METHODS, GRANT_TYPES
+from mcp_authserver.oauth.rfc8414 import AUTH_METHODS
 from mcp_authserver.oauth.urls import is_loopback_host
 
 # Schemes that run code or read local files when "redirected" to (RFC 9700 §4.15.1).
@@ -80,7 +80,13 @@ def has_iss_parameter(uri: str) -> bool:
     return any(name == "iss" for name, _ in parse_qsl(urlsplit(uri).query, keep_blank_values=True))
 
 
-def validate(body: Any, *, max_redirect_uris: int, scopes_supported: Collection[str]) -> ClientMetadata:
+def validate(
+    body: Any,
+    *,
+    max_redirect_uris: int,
+    scopes_supported: Collection[str],
+    grant_types_supported: Collection[str] = ("authorization_code", "refresh_token"),
+) -> ClientMetadata:
     """The client metadata a registration body states, or the RFC 7591 §3.2.2 error saying what is wrong."""
     if not isinstance(body, Mapping):
         raise InvalidClientMetadataError("the registration body must be a JSON object")
@@ -98,7 +104,7 @@ def validate(body: Any, *, max_redirect_uris: int, scopes_supported: Collection[
         raise InvalidClientMetadataError(f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}")
 
     grant_types = _list(body, "grant_types") or ["authorization_code", "refresh_token"]
-    if unknown := [grant for grant in grant_types if grant not in GRANT_TYPES]:
+    if unknown := [grant for grant in grant_types if grant not in grant_types_supported]:
         raise InvalidClientMetadataError(f"unsupported grant_types: {', '.join(unknown)}")
     if "authorization_code" not in grant_types:
         raise InvalidClientMetadataError("grant_types must include authorization_code")

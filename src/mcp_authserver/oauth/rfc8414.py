@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mcp_authserver.oauth.urls import url_path
@@ -13,42 +12,6 @@ OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
 JWKS_SUFFIX = "/.well-known/jwks.json"
 
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
-GRANT_TYPES = ("authorization_code", "refresh_token")
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where each endpoint lives: under the issuer, so a path-prefixed issuer keeps them together."""
-
-    issuer: str
-
-    @property
-    def authorization(self) -> str:
-        return self.issuer + "/oauth/authorize"
-
-    @property
-    def consent(self) -> str:
-        return self.issuer + "/oauth/consent"
-
-    @property
-    def callback(self) -> str:
-        return self.issuer + "/oauth/callback"
-
-    @property
-    def token(self) -> str:
-        return self.issuer + "/oauth/token"
-
-    @property
-    def registration(self) -> str:
-        return self.issuer + "/oauth/register"
-
-    @property
-    def revocation(self) -> str:
-        return self.issuer + "/oauth/revoke"
-
-    @property
-    def jwks(self) -> str:
-        return self.issuer + JWKS_SUFFIX
 
 
 def metadata_paths(issuer: str) -> tuple[str, ...]:
@@ -76,30 +39,32 @@ def jwks_path(issuer: str) -> str:
 def document(
     *,
     issuer: str,
+    endpoints: Mapping[str, str],
     scopes: Sequence[str],
-    registration_enabled: bool,
+    grant_types: Sequence[str],
     signing_algorithms: Iterable[str],
     oidc: bool = False,
 ) -> dict[str, Any]:
-    """RFC 8414 §2, advertising exactly what is implemented (its defaults would be wrong for us)."""
-    endpoints = Endpoints(issuer)
+    """RFC 8414 §2, advertising exactly what is implemented (its defaults would be wrong for us).
+
+    `endpoints` maps each metadata member naming an endpoint (`token_endpoint`, `jwks_uri` …) to its URL:
+    the route table's, so a path is written in one place.
+    """
     body: dict[str, Any] = {
         "issuer": issuer,
-        "authorization_endpoint": endpoints.authorization,
-        "token_endpoint": endpoints.token,
-        "jwks_uri": endpoints.jwks,
+        **endpoints,
         "scopes_supported": list(scopes),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": list(GRANT_TYPES),
+        "grant_types_supported": list(grant_types),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
-        "revocation_endpoint": endpoints.revocation,
-        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
     }
-    if registration_enabled:
-        body["registration_endpoint"] = endpoints.registration
+    if "revocation_endpoint" in endpoints:
+        body["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
+    if "introspection_endpoint" in endpoints:
+        body["introspection_endpoint_auth_methods_supported"] = [m for m in AUTH_METHODS if m != "none"]
     if oidc:
         # OIDC Discovery §3 requires these even though no ID token is issued to MCP clients.
         body["subject_types_supported"] = ["public"]

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mcp_authserver._crypto import b64url
-from mcp_authserver.errors import ConfigurationError
+from mcp_authserver.errors import AuthServerError, ConfigurationError
 
 __all__ = ["SEALED_PREFIX", "SealError", "Sealer", "parse_key"]
 
@@ -28,7 +28,7 @@ SEALED_PREFIX = b"mas1."
 _NONCE = 12
 
 
-class SealError(Exception):
+class SealError(AuthServerError):
     """A sealed value that no configured key opens: tampered, moved, or sealed by a key since removed."""
 
 

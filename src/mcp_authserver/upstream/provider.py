@@ -108,6 +108,12 @@ class UpstreamProvider:
                 self._metadata_expires = self._clock() + self._settings.discovery_ttl.total_seconds()
         return self._metadata
 
+    async def response_issuer(self) -> tuple[str | None, bool]:
+        """The upstream's issuer, and whether its metadata promises `iss` on authorization responses
+        (RFC 9207 §3): what the callback checks the response against."""
+        metadata = await self.metadata()
+        return metadata.issuer, metadata.iss_parameter_supported
+
     async def authorization_url(self, *, state: str, code_challenge: str, nonce: str) -> str:
         metadata = await self.metadata()
         params: dict[str, str | None] = {

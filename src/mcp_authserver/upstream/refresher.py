@@ -18,19 +18,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import fingerprint, new_secret
 from mcp_authserver._lease import once_across_replicas
 from mcp_authserver.errors import UpstreamRefreshError
-from mcp_authserver.grants import GrantService
-from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.protocols import GrantStore, LeaseStore, UpstreamTokenStore
 from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.upstream.provider import UpstreamProvider
 from mcp_authserver.upstream.sanitize import authorization_value
 
-__all__ = ["UpstreamTokenRefresher"]
+__all__ = ["EndLogin", "RefresherStorage", "UpstreamTokenRefresher"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +38,23 @@ logger = logging.getLogger(__name__)
 _CACHE_MAX_AGE = 300.0
 
 
+class EndLogin(Protocol):
+    """Ends a login (the revocation service's `end_login`): this module only says that, and why."""
+
+    async def __call__(self, grant_id: str, *, reason: str) -> None: ...
+
+
+class RefresherStorage(UpstreamTokenStore, GrantStore, LeaseStore, Protocol):
+    """What refreshing touches: the upstream tokens, the login's lifetime, the per-login lease."""
+
+
 class UpstreamTokenRefresher:
     def __init__(
         self,
-        storage: Storage,
+        storage: RefresherStorage,
         upstream: UpstreamProvider,
-        grants: GrantService,
         *,
+        end_login: EndLogin,
         margin: float = 60.0,
         idle_ttl: float = 30 * 86400.0,
         lease_ttl: float = 30.0,
@@ -55,7 +64,8 @@ class UpstreamTokenRefresher:
     ) -> None:
         self._storage = storage
         self._upstream = upstream
-        self._grants = grants
+        # Called as `end_login(grant_id, reason=…)`: how a login ends is the revocation service's business.
+        self._end = end_login
         self._margin = margin
         self._idle_ttl = idle_ttl
         self._lease_ttl = lease_ttl
@@ -185,4 +195,4 @@ class UpstreamTokenRefresher:
 
     async def _end_login(self, grant_id: str, why: str, *, reason: str = "upstream_refresh_refused") -> None:
         logger.info("login ended: %s", why, extra={"event": "upstream.login_ended", "grant": fingerprint(grant_id)})
-        await self._grants.revoke_grant(grant_id, reason=reason)
+        await self._end(grant_id, reason=reason)

@@ -1,0 +1,1 @@
+"""What happens: the services endpoints call. No HTTP here, and no settings: plain arguments."""
