@@ -13,7 +13,17 @@ import warnings
 from importlib.metadata import version
 from typing import Any
 
-from benchmarks import bearer, bearer_http, memory, refresh, revocations, storage_backends, swap_redis, validation
+from benchmarks import (
+    bearer,
+    bearer_http,
+    introspection,
+    memory,
+    refresh,
+    revocations,
+    storage_backends,
+    swap_redis,
+    validation,
+)
 from benchmarks._harness import new_server
 
 TARGETS = {
@@ -127,6 +137,13 @@ async def _run() -> dict[str, Any]:
     _say(
         f"refresh: {r.total / r.seconds:,.0f} grants/s sustained over {r.seconds:.1f} s "
         f"(best batch {r.best_per_s:,.0f}/s, median {r.median_per_s:,.0f}/s)"
+    )
+
+    i = await introspection.run()
+    figures.update(introspections_per_s=round(i.total / i.seconds))
+    _say(
+        f"introspection: {i.total / i.seconds:,.0f} access tokens/s sustained over {i.seconds:.1f} s "
+        f"(best batch {i.best_per_s:,.0f}/s, median {i.median_per_s:,.0f}/s)"
     )
 
     m = await memory.run()

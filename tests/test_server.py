@@ -30,6 +30,7 @@ def test_routes_name_every_path_exactly() -> None:
         "/oauth/token",
         "/oauth/revoke",
         "/oauth/register",
+        "/oauth/introspect",
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
         "/.well-known/jwks.json",

@@ -20,6 +20,7 @@ from mcp_authserver.http.browser import BrowserBinding
 from mcp_authserver.http.callback import CallbackEndpoint
 from mcp_authserver.http.cors import CORSPolicy
 from mcp_authserver.http.endpoint import Endpoint
+from mcp_authserver.http.introspect import IntrospectionEndpoint
 from mcp_authserver.http.metadata import DocumentEndpoint, JWKSEndpoint
 from mcp_authserver.http.rate_limit import RateLimiter
 from mcp_authserver.http.register import RegistrationEndpoint
@@ -34,6 +35,7 @@ from mcp_authserver.sdk import TokenVerifier
 from mcp_authserver.services.authorization import AuthorizationService
 from mcp_authserver.services.clients import ClientService
 from mcp_authserver.services.grants import AuthorizationCodeGrant, GrantRegistry, RefreshTokenGrant, TokenIssuance
+from mcp_authserver.services.introspection import IntrospectionService
 from mcp_authserver.services.revocation import RevocationService
 from mcp_authserver.settings import AuthServerSettings, StaticClientSettings
 from mcp_authserver.storage.connect import storage_from_settings
@@ -93,7 +95,10 @@ class EmbeddedAuthServer:
             timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
         )
         self.route_table = RouteTable(
-            settings.issuer, settings.resource, registration=settings.registration.enabled, introspection=False
+            settings.issuer,
+            settings.resource,
+            registration=settings.registration.enabled,
+            introspection=settings.introspection.enabled,
         )
         """Every path the server answers, and the URL of each endpoint."""
         callback_url = self.route_table.url("callback")
@@ -247,6 +252,14 @@ class EmbeddedAuthServer:
                 max_redirect_uris=settings.registration.max_redirect_uris,
                 scopes_supported=settings.scopes_supported,
                 grant_types=self.grant_types.names,
+            ),
+            "introspect": IntrospectionEndpoint(
+                self.clients,
+                IntrospectionService(self.storage, self.verifier, issuer=settings.issuer),
+                {
+                    server.client_id: credential_hash(server.resolved_secret())
+                    for server in settings.introspection.resource_servers
+                },
             ),
             "jwks": JWKSEndpoint(self.key_provider),
             "metadata": metadata_documents,

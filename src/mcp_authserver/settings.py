@@ -40,8 +40,10 @@ __all__ = [
     "AuthServerSettings",
     "ConsentSettings",
     "EncryptionSettings",
+    "IntrospectionSettings",
     "RateLimitSettings",
     "RegistrationSettings",
+    "ResourceServerSettings",
     "StaticClientSettings",
     "StorageSettings",
     "TokenSettings",
@@ -231,6 +233,41 @@ class RateLimitSettings(_Group):
     """Token requests naming one client id, from any address."""
 
 
+class ResourceServerSettings(_Group):
+    """A resource server allowed to introspect access tokens (RFC 7662 §2.1), with its own credentials."""
+
+    client_id: str
+    client_secret: SecretStr | None = None
+    client_secret_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ResourceServerSettings:
+        if (self.client_secret is None) == (self.client_secret_file is None):
+            raise ValueError("set client_secret or client_secret_file (exactly one)")
+        return self
+
+    def resolved_secret(self) -> str:
+        if self.client_secret_file is not None:
+            return Path(self.client_secret_file).read_text().strip()
+        assert self.client_secret is not None  # noqa: S101 - checked above
+        return self.client_secret.get_secret_value()
+
+
+class IntrospectionSettings(_Group):
+    """RFC 7662 token introspection at `/oauth/introspect`."""
+
+    enabled: bool = True
+    resource_servers: Annotated[list[ResourceServerSettings], NoDecode] = Field(default_factory=list)
+    """Resource servers that may introspect any access token for our resource, as a JSON array of
+    `{"client_id": …, "client_secret": …}` (or `client_secret_file`). Registered confidential clients
+    may introspect their own tokens without being listed."""
+
+    @field_validator("resource_servers", mode="before")
+    @classmethod
+    def _servers(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
 class StorageSettings(_Group):
     """Where state lives: this process's memory, or Redis (standalone, TLS, unix socket, Sentinel, Cluster).
 
@@ -398,6 +435,7 @@ class AuthServerSettings(BaseSettings):
     registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    introspection: IntrospectionSettings = Field(default_factory=IntrospectionSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     clients: Annotated[list[StaticClientSettings], NoDecode] = Field(default_factory=list)
 

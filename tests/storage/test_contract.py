@@ -292,6 +292,21 @@ async def test_a_grant_has_its_current_refresh_token_and_no_other(storage: Stora
     assert await storage.has_refresh_token(other.grant_id, other_refresh)
 
 
+async def test_only_the_current_refresh_token_is_current(storage: Storage, clock: FakeClock) -> None:
+    first, second = new_hash(), new_hash()
+    grant = await builders.open_grant(storage, clock.now, first)
+    assert await storage.is_current_refresh_token(grant.grant_id, first)
+
+    await rotate(storage, grant.grant_id, first, second, clock.now)
+
+    assert await storage.is_current_refresh_token(grant.grant_id, second)
+    assert not await storage.is_current_refresh_token(grant.grant_id, first)  # still known, no longer current
+    assert not await storage.is_current_refresh_token(grant.grant_id, "")
+    assert not await storage.is_current_refresh_token(new_id(), second)
+    await storage.delete_grant(grant.grant_id)
+    assert not await storage.is_current_refresh_token(grant.grant_id, second)
+
+
 async def test_rotating_the_current_token_returns_the_grant_and_the_next_generation(
     storage: Storage, clock: FakeClock
 ) -> None:

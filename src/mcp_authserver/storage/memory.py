@@ -195,6 +195,10 @@ class InMemoryStorage:
             return False
         return refresh_hash in (login.current, login.previous) or refresh_hash in login.retired
 
+    async def is_current_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:
+        login = self._logins.get(grant_id)
+        return login is not None and login.status == "active" and bool(refresh_hash) and login.current == refresh_hash
+
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
         login = self._logins.pop(grant_id)
         self._announce(grant_id)

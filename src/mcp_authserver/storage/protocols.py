@@ -155,6 +155,9 @@ class GrantStore(Protocol):
     async def has_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:
         """Whether the hash is the grant's current refresh token or one it superseded and still remembers."""
 
+    async def is_current_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:
+        """Whether the hash is the open grant's current refresh token: the only one that refreshes."""
+
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
         """Remove the login and everything of it (refresh family, code, upstream tokens)."""
 

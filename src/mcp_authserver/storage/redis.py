@@ -336,6 +336,13 @@ class RedisStorage:
         keys, args = [self._login_key(grant_id)], self._hash_forms(refresh_hash)
         return bool(await self._call(lambda: self._has_refresh(keys=keys, args=args)))
 
+    async def is_current_refresh_token(self, grant_id: str, refresh_hash: str) -> bool:
+        if not refresh_hash:
+            return False
+        key = self._login_key(grant_id)
+        status, current = await self._call(lambda: self._redis.hmget(key, ["status", "current"]))
+        return _text(status) == "a" and bool(current) and _text(current) in self._hash_forms(refresh_hash)
+
     async def delete_grant(self, grant_id: str) -> GrantRecord | None:
         key = self._login_key(grant_id)
 
