@@ -37,13 +37,14 @@ from mcp_authserver.services.clients import ClientService
 from mcp_authserver.services.grants import AuthorizationCodeGrant, GrantRegistry, RefreshTokenGrant, TokenIssuance
 from mcp_authserver.services.introspection import IntrospectionService
 from mcp_authserver.services.revocation import RevocationService
-from mcp_authserver.settings import AuthServerSettings, StaticClientSettings
+from mcp_authserver.settings import AuthServerSettings, StaticClientSettings, UpstreamSettings, env_name
 from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
 from mcp_authserver.storage.records import ClientRecord
 from mcp_authserver.storage.sealing import Sealer
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier
 from mcp_authserver.tokens.keys import KeyProvider
+from mcp_authserver.upstream.config import UpstreamConfig
 from mcp_authserver.upstream.provider import UpstreamProvider
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 from mcp_authserver.upstream.registration import UpstreamRegistrar
@@ -115,8 +116,9 @@ class EmbeddedAuthServer:
         self.upstream_registrar = registrar
         """This server's registration at the upstream, when no client id is configured (else None)."""
         self.upstream = UpstreamProvider(
-            settings.upstream, http=self._http, redirect_uri=callback_url, clock=clock, registrar=registrar
-        )
+            upstream_config(settings.upstream), http=self._http, redirect_uri=callback_url, clock=clock,
+            registrar=registrar,
+        )  # fmt: skip
         revocations = self.storage
         self.access_tokens = AccessTokenIssuer(
             self.key_provider,
@@ -413,4 +415,33 @@ def _static_client(client: StaticClientSettings) -> ClientRecord:
         client_secret_hash=credential_hash(secret) if secret else None,
         client_name=client.client_name,
         static=True,
+    )
+
+
+def upstream_config(upstream: UpstreamSettings) -> UpstreamConfig:
+    """The upstream client's plain configuration from its settings group (also for hosts and tests that
+    build an `UpstreamProvider` themselves)."""
+    if upstream.client_id:
+        names = ("client_id", "client_secret", "client_secret_file", "token_endpoint_auth_method")
+        hint = ", ".join(env_name("upstream", name) for name in names)
+    else:
+        hint = (
+            "this server's dynamic registration at the upstream (no "
+            f"{env_name('upstream', 'client_id')} is set): the upstream may have deleted it"
+        )
+    return UpstreamConfig(
+        issuer=upstream.issuer,
+        client_id=upstream.client_id,
+        client_secret=upstream.resolved_client_secret,
+        authorization_endpoint=upstream.authorization_endpoint,
+        token_endpoint=upstream.token_endpoint,
+        userinfo_endpoint=upstream.userinfo_endpoint,
+        jwks_uri=upstream.jwks_uri,
+        revocation_endpoint=upstream.revocation_endpoint,
+        token_endpoint_auth_method=upstream.token_endpoint_auth_method,
+        scopes=tuple(upstream.scopes),
+        extra_authorize_params=dict(upstream.extra_authorize_params),
+        subject_claim=upstream.subject_claim,
+        discovery_ttl=upstream.discovery_ttl.total_seconds(),
+        client_settings_hint=hint,
     )

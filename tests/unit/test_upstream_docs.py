@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from mcp_authserver.server import upstream_config
 from mcp_authserver.settings import AuthServerSettings
 from mcp_authserver.upstream.provider import UpstreamProvider
 
@@ -80,7 +81,9 @@ async def test_the_github_block_sends_users_to_github_without_discovery_and_iden
         raise AssertionError(f"no request expected, got {request.url}")
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(no_network)) as http:
-        provider = UpstreamProvider(settings.upstream, http=http, redirect_uri="https://mcp.example.com/oauth/callback")
+        provider = UpstreamProvider(
+            upstream_config(settings.upstream), http=http, redirect_uri="https://mcp.example.com/oauth/callback"
+        )
         url = await provider.authorization_url(state="s", code_challenge="c" * 43, nonce="n")
     parts = urlsplit(url)
     query = parse_qs(parts.query)

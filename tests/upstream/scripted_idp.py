@@ -15,6 +15,7 @@ import httpx
 import jwt
 
 from mcp_authserver._clock import Clock, system_clock
+from mcp_authserver.server import upstream_config
 from mcp_authserver.settings import UpstreamSettings
 from mcp_authserver.tokens.keys import SigningKey
 from mcp_authserver.upstream.provider import UpstreamProvider
@@ -95,5 +96,8 @@ def scripted_provider(idp: ScriptedIdP, *, clock: Clock = system_clock, **settin
     values.update(settings)
     http = httpx.AsyncClient(transport=httpx.MockTransport(idp.handler))
     return UpstreamProvider(
-        UpstreamSettings(**values), http=http, redirect_uri="https://as.example/oauth/callback", clock=clock
+        upstream_config(UpstreamSettings(**values)),
+        http=http,
+        redirect_uri="https://as.example/oauth/callback",
+        clock=clock,
     )

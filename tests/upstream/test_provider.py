@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
+from mcp_authserver.server import upstream_config
 from mcp_authserver.settings import UpstreamSettings
 from mcp_authserver.tokens.keys import SigningKey
 from mcp_authserver.upstream.provider import UpstreamProvider
@@ -111,7 +112,9 @@ async def test_an_unreachable_upstream_is_an_upstream_error_without_secrets_in_t
 
     settings = UpstreamSettings(issuer=ISSUER, client_id=CLIENT_ID, client_secret="very-secret")
     provider = UpstreamProvider(
-        settings, http=httpx.AsyncClient(transport=httpx.MockTransport(refuse)), redirect_uri="https://as/cb"
+        upstream_config(settings),
+        http=httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
+        redirect_uri="https://as/cb",
     )
     with pytest.raises(UpstreamError) as raised:
         await provider.exchange_code(code="the-code", code_verifier="v" * 43, nonce=NONCE)
@@ -211,7 +214,9 @@ async def test_a_refused_client_without_a_configured_client_id_points_at_the_reg
         scopes=["openid"],
     )  # fmt: skip
     settings = UpstreamSettings(issuer=ISSUER)
-    provider = UpstreamProvider(settings, http=http, redirect_uri="https://as.example/callback", registrar=registrar)
+    provider = UpstreamProvider(
+        upstream_config(settings), http=http, redirect_uri="https://as.example/callback", registrar=registrar
+    )
     with caplog.at_level("ERROR"), pytest.raises(UpstreamError) as raised:
         await provider.refresh("old-rt")
     assert not isinstance(raised.value, UpstreamRefreshError)

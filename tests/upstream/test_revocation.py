@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from mcp_authserver.server import upstream_config
 from mcp_authserver.settings import UpstreamSettings
 from mcp_authserver.storage import UpstreamTokens
 from mcp_authserver.upstream.provider import UpstreamProvider
@@ -78,7 +79,9 @@ async def test_a_failed_revocation_is_logged_and_never_raised(failure: str, capl
 
     settings = UpstreamSettings(issuer=ISSUER, client_id=CLIENT_ID, client_secret="very-secret")
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    revoker = UpstreamRevoker(UpstreamProvider(settings, http=http, redirect_uri="https://as.example/cb"))
+    revoker = UpstreamRevoker(
+        UpstreamProvider(upstream_config(settings), http=http, redirect_uri="https://as.example/cb")
+    )
     with caplog.at_level("WARNING"):
         revoker.schedule(TOKENS, grant_id=GRANT)
         await revoker.join()
@@ -102,7 +105,9 @@ async def test_at_most_max_in_flight_revocations_run_and_closing_cancels_them(
 
     settings = UpstreamSettings(issuer=ISSUER, client_id=CLIENT_ID, client_secret="s")
     http = httpx.AsyncClient(transport=httpx.MockTransport(hanging))
-    revoker = UpstreamRevoker(UpstreamProvider(settings, http=http, redirect_uri="https://as/cb"), max_in_flight=2)
+    revoker = UpstreamRevoker(
+        UpstreamProvider(upstream_config(settings), http=http, redirect_uri="https://as/cb"), max_in_flight=2
+    )
     with caplog.at_level("WARNING"):
         assert [revoker.schedule(TOKENS, grant_id=GRANT) for _ in range(3)] == [True, True, False]
     assert any(getattr(r, "event", None) == "upstream.revocation_dropped" for r in caplog.records)

@@ -8,6 +8,7 @@ must name the issuer we asked for (RFC 8414 §3.3), every endpoint we will call 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,17 +17,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from mcp_authserver._clock import Clock
 from mcp_authserver.errors import UpstreamError
+from mcp_authserver.oauth.oidc import ID_TOKEN_ALGORITHMS
 from mcp_authserver.oauth.urls import is_loopback_host, url_path
-from mcp_authserver.settings import UpstreamSettings
+from mcp_authserver.upstream.config import UpstreamConfig
 from mcp_authserver.upstream.sanitize import clean_error, json_object
 
-__all__ = ["ID_TOKEN_ALGORITHMS", "UpstreamMetadata", "discover"]
+__all__ = ["UpstreamDiscovery", "UpstreamMetadata", "discover"]
 
 logger = logging.getLogger(__name__)
-
-# Asymmetric algorithms only: `none` and HMAC (keyed by a secret we share) are never accepted.
-ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 Getter = Callable[[str], Awaitable[httpx.Response]]
 """GET a URL at the upstream; raises UpstreamError when it cannot be reached or answers 5xx."""
@@ -48,7 +48,32 @@ class UpstreamMetadata:
     iss_parameter_supported: bool = False
 
 
-async def discover(settings: UpstreamSettings, get: Getter) -> UpstreamMetadata:
+class UpstreamDiscovery:
+    """The upstream's metadata, fetched when first needed and again after `config.discovery_ttl`.
+
+    Lazy, so a server whose IdP is down still starts and answers 503 until the IdP is back (a crash
+    loop at boot helps nobody).
+    """
+
+    def __init__(self, config: UpstreamConfig, get: Getter, *, clock: Clock) -> None:
+        self._config = config
+        self._get = get
+        self._clock = clock
+        self._metadata: UpstreamMetadata | None = None
+        self._expires = 0.0
+        self._lock = asyncio.Lock()
+
+    async def metadata(self) -> UpstreamMetadata:
+        if self._metadata is not None and self._clock() < self._expires:
+            return self._metadata
+        async with self._lock:
+            if self._metadata is None or self._clock() >= self._expires:
+                self._metadata = await discover(self._config, self._get)
+                self._expires = self._clock() + self._config.discovery_ttl
+        return self._metadata
+
+
+async def discover(settings: UpstreamConfig, get: Getter) -> UpstreamMetadata:
     """The upstream's metadata: discovered from its issuer, or all from the settings.
 
     Discovery is skipped only when the settings name every endpoint a login uses (the JWKS for

@@ -1,61 +1,36 @@
-"""Our client side at the upstream IdP: discovery, the authorization URL, code redemption, refresh.
+"""A login at the upstream IdP: the authorization URL, the code exchange and who logged in, refreshes
+and revocation of the user's tokens there.
 
-Discovery is lazy and cached, so a server whose IdP is down still starts and answers 503 until
-the IdP is back (a crash loop at boot helps nobody). Every failure to reach the IdP becomes an
-`UpstreamError`; every refusal by the IdP of a user's login becomes `AccessDeniedError`.
+Built on the upstream's metadata (`discovery.py`), this server's client there (`token_client.py`, the
+one place for client authentication), its signing keys (`jwks.py`) and the ID-token rules
+(`oauth/oidc.py`). Every failure to reach the IdP becomes an `UpstreamError`; every refusal by the IdP
+of a user's login becomes `AccessDeniedError`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
-import jwt
 
 from mcp_authserver._clock import Clock, system_clock
-from mcp_authserver._crypto import equals
 from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
+from mcp_authserver.oauth.oidc import check_audience_and_nonce, signing_algorithm, subject_of, verified_claims
 from mcp_authserver.oauth.rfc6749 import add_query
-from mcp_authserver.settings import UpstreamSettings, env_name
 from mcp_authserver.storage.records import UpstreamTokens
-from mcp_authserver.upstream.discovery import ID_TOKEN_ALGORITHMS, UpstreamMetadata, discover
+from mcp_authserver.upstream.config import UpstreamConfig
+from mcp_authserver.upstream.discovery import UpstreamDiscovery, UpstreamMetadata
 from mcp_authserver.upstream.jwks import UpstreamKeySet
 from mcp_authserver.upstream.registration import UpstreamRegistrar
 from mcp_authserver.upstream.sanitize import clean_error, is_auth_scheme, is_header_token, json_object
+from mcp_authserver.upstream.token_client import RefusedError, UpstreamClient, UpstreamTokenClient
 
 __all__ = ["UpstreamClient", "UpstreamIdentity", "UpstreamMetadata", "UpstreamProvider"]
 
 logger = logging.getLogger(__name__)
-
-
-# RFC 6749 §5.2: our own credentials or registration are wrong; no user did anything.
-_CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
-
-
-class _RefusedError(UpstreamError):
-    """The token endpoint refused the grant itself (RFC 6749 §5.2); `error` is already cleaned.
-
-    Callers decide what it means (a failed login, or at refresh only `invalid_grant` ends one); an
-    UpstreamError so that, were a caller to miss it, it is still a 503 and never a 500.
-    """
-
-    def __init__(self, error: str) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-@dataclass(frozen=True)
-class UpstreamClient:
-    """How we identify ourselves at the upstream token endpoint."""
-
-    client_id: str
-    secret: str | None = field(repr=False)
-    auth_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,43 +45,27 @@ class UpstreamIdentity:
 class UpstreamProvider:
     def __init__(
         self,
-        settings: UpstreamSettings,
+        config: UpstreamConfig,
         *,
         http: httpx.AsyncClient,
         redirect_uri: str,
         clock: Clock = system_clock,
         registrar: UpstreamRegistrar | None = None,
     ) -> None:
-        self._settings = settings
-        self._registrar = registrar
+        self._config = config
         self._http = http
         self.redirect_uri = redirect_uri
         self._clock = clock
-        self._metadata: UpstreamMetadata | None = None
-        self._metadata_expires = 0.0
-        self._metadata_lock = asyncio.Lock()
+        self.discovery = UpstreamDiscovery(config, self._get, clock=clock)
+        self.token_client = UpstreamTokenClient(config, self.discovery, http, registrar=registrar)
         self._keys = UpstreamKeySet(self._jwks_document, clock=clock)
 
     async def client(self) -> UpstreamClient:
         """Our client credentials at the upstream: configured, or obtained by dynamic registration."""
-        settings = self._settings
-        if settings.client_id:
-            secret = settings.resolved_client_secret()
-            return UpstreamClient(settings.client_id, secret, settings.token_endpoint_auth_method)
-        if self._registrar is None:
-            raise UpstreamError("no upstream client id is configured and dynamic registration is off")
-        metadata = await self.metadata()
-        resolution = await self._registrar.resolve(metadata)
-        return UpstreamClient(resolution.client_id, resolution.client_secret, resolution.token_endpoint_auth_method)
+        return await self.token_client.credentials()
 
     async def metadata(self) -> UpstreamMetadata:
-        if self._metadata is not None and self._clock() < self._metadata_expires:
-            return self._metadata
-        async with self._metadata_lock:
-            if self._metadata is None or self._clock() >= self._metadata_expires:
-                self._metadata = await discover(self._settings, self._get)
-                self._metadata_expires = self._clock() + self._settings.discovery_ttl.total_seconds()
-        return self._metadata
+        return await self.discovery.metadata()
 
     async def response_issuer(self) -> tuple[str | None, bool]:
         """The upstream's issuer, and whether its metadata promises `iss` on authorization responses
@@ -117,15 +76,15 @@ class UpstreamProvider:
     async def authorization_url(self, *, state: str, code_challenge: str, nonce: str) -> str:
         metadata = await self.metadata()
         params: dict[str, str | None] = {
-            **self._settings.extra_authorize_params,
+            **self._config.extra_authorize_params,
             "response_type": "code",
             "client_id": (await self.client()).client_id,
             "redirect_uri": self.redirect_uri,
-            "scope": " ".join(self._settings.scopes),
+            "scope": " ".join(self._config.scopes),
             "state": state,
             "code_challenge": code_challenge,
             "code_challenge_method": "S256",
-            "nonce": nonce if self._settings.is_oidc else None,
+            "nonce": nonce if self._config.is_oidc else None,
         }
         return add_query(metadata.authorization_endpoint, params)
 
@@ -139,12 +98,12 @@ class UpstreamProvider:
             "code_verifier": code_verifier,
         }
         try:
-            body = await self._token_request(metadata, form)
-        except _RefusedError as refused:
+            body = await self.token_client.token(form)
+        except RefusedError as refused:
             raise AccessDeniedError(f"the identity provider refused the request ({refused.error})") from None
         tokens = _tokens(body, self._clock())
         id_token = body.get("id_token")
-        if self._settings.is_oidc:
+        if self._config.is_oidc:
             if not isinstance(id_token, str):
                 raise AccessDeniedError("the identity provider returned no ID token")
             claims = await self._validate_id_token(
@@ -152,9 +111,9 @@ class UpstreamProvider:
             )
         else:
             claims = await self._userinfo(metadata, tokens.access_token)
-        subject = _subject(claims, self._settings.subject_claim)
+        subject = subject_of(claims, self._config.subject_claim)
         if subject is None:
-            raise AccessDeniedError(f"the identity provider did not say who logged in ({self._settings.subject_claim})")
+            raise AccessDeniedError(f"the identity provider did not say who logged in ({self._config.subject_claim})")
         return UpstreamIdentity(subject=subject, claims=claims, tokens=_with_subject(tokens, subject))
 
     async def refresh(self, refresh_token: str, *, subject: str | None = None) -> UpstreamTokens:
@@ -170,8 +129,8 @@ class UpstreamProvider:
         """
         metadata = await self.metadata()
         try:
-            body = await self._token_request(metadata, {"grant_type": "refresh_token", "refresh_token": refresh_token})
-        except _RefusedError as refused:
+            body = await self.token_client.token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        except RefusedError as refused:
             if refused.error == "invalid_grant":
                 raise UpstreamRefreshError("the identity provider refused the refresh token (invalid_grant)") from None
             logger.warning(
@@ -181,7 +140,7 @@ class UpstreamProvider:
             )
             raise UpstreamError(f"the upstream refused a refresh ({refused.error})") from None
         tokens = _tokens(body, self._clock())
-        if self._settings.is_oidc and "id_token" in body:
+        if self._config.is_oidc and "id_token" in body:
             await self._check_refreshed_id_token(body["id_token"], metadata, subject)
         if tokens.refresh_token is None:  # RFC 6749 §6: the old one stays valid when none is issued
             tokens = UpstreamTokens(**{**_fields(tokens), "refresh_token": refresh_token})
@@ -201,7 +160,7 @@ class UpstreamProvider:
             form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
         else:
             form = {"token": tokens.access_token, "token_type_hint": "access_token"}
-        response = await self._authenticated_post(metadata, metadata.revocation_endpoint, form, "revocation endpoint")
+        response = await self.token_client.post(metadata.revocation_endpoint, form, "revocation endpoint")
         if response.status_code != 200:
             error = ""
             with contextlib.suppress(UpstreamError):
@@ -218,106 +177,26 @@ class UpstreamProvider:
             claims = await self._validate_id_token(id_token, metadata, nonce=None, client_id=client_id)
         except AccessDeniedError as exc:
             raise UpstreamRefreshError(f"the refreshed ID token did not validate: {exc.description}") from None
-        if subject is not None and _subject(claims, self._settings.subject_claim) != subject:
+        if subject is not None and subject_of(claims, self._config.subject_claim) != subject:
             logger.warning(
                 "the upstream refreshed a login for another user", extra={"event": "upstream.id_token_subject_changed"}
             )
             raise UpstreamRefreshError("the refreshed ID token names another user")
 
-    async def _token_request(self, metadata: UpstreamMetadata, form: dict[str, str]) -> dict[str, Any]:
-        """The token endpoint's successful answer (RFC 6749 §5.1).
-
-        Raises `_RefusedError` only when the upstream refused the grant itself (RFC 6749 §5.2); every
-        other failure is ours or the upstream's, not the user's, and raises UpstreamError: the
-        network, 5xx, 429, an answer that is not JSON, and our client being refused.
-        """
-        response = await self._authenticated_post(metadata, metadata.token_endpoint, form, "token endpoint")
-        if response.status_code >= 500 or response.status_code == 429:
-            raise UpstreamError(f"the upstream token endpoint answered {response.status_code}")
-        body = json_object(response, "token response")
-        if response.status_code >= 400 or "error" in body:
-            # Never repeated raw: the upstream chooses this string (see upstream/sanitize.py).
-            error = clean_error(body["error"]) if "error" in body else str(response.status_code)
-            if error in _CLIENT_ERRORS:
-                logger.error(
-                    "the upstream token endpoint refused this server's client (%s): check %s",
-                    error,
-                    self._client_settings_hint(),
-                    extra={"event": "upstream.client_refused"},
-                )
-                raise UpstreamError(f"the upstream token endpoint refused our client ({error})")
-            logger.info("upstream refused a token request: %s", error, extra={"event": "upstream.token_refused"})
-            if error in ("temporarily_unavailable", "server_error"):
-                raise UpstreamError(f"the upstream token endpoint answered {error}")
-            raise _RefusedError(error)
-        if not isinstance(body.get("access_token"), str):
-            raise UpstreamError("the upstream token response has no access_token")
-        return body
-
-    async def _authenticated_post(
-        self, metadata: UpstreamMetadata, url: str, form: dict[str, str], what: str
-    ) -> httpx.Response:
-        """A form POST with our client authentication (RFC 6749 §2.3; RFC 7009 §2.1 uses the same)."""
-        client = await self.client()
-        secret = client.secret
-        method = client.auth_method or _pick_auth_method(metadata, secret)
-        if method == "client_secret_basic" and secret is not None:
-            # RFC 6749 §2.3.1: form-encode both parts before base64.
-            auth: httpx.BasicAuth | None = httpx.BasicAuth(quote(client.client_id, safe=""), quote(secret, safe=""))
-        else:
-            auth = None
-            form = {**form, "client_id": client.client_id}
-            if method == "client_secret_post" and secret is not None:
-                form["client_secret"] = secret
-        try:
-            return await self._http.post(
-                url, data=form, headers={"Accept": "application/json"}, auth=auth or httpx.USE_CLIENT_DEFAULT
-            )
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream {what} is unreachable: {type(exc).__name__}") from None
-
-    def _client_settings_hint(self) -> str:
-        """Where an operator fixes a refused client: the configured credentials, or our registration."""
-        if self._settings.client_id:
-            names = ("client_id", "client_secret", "client_secret_file", "token_endpoint_auth_method")
-            return ", ".join(env_name("upstream", name) for name in names)
-        return (
-            "this server's dynamic registration at the upstream (no "
-            f"{env_name('upstream', 'client_id')} is set): the upstream may have deleted it"
-        )
-
     async def _validate_id_token(
         self, id_token: str, metadata: UpstreamMetadata, *, nonce: str | None, client_id: str
     ) -> dict[str, Any]:
-        """OIDC Core §3.1.3.7: signature by the upstream's keys, iss, aud, azp, exp, iat and nonce.
-
-        `nonce=None` for the ID token of a refresh, which carries none (OIDC Core §12.2).
-        """
+        """OIDC Core §3.1.3.7 with the upstream's keys: `nonce=None` for the ID token of a refresh."""
         if metadata.issuer is None:
             raise UpstreamError("an OpenID Connect upstream needs an issuer to check ID tokens against")
         if metadata.jwks_uri is None:
             raise UpstreamError("the upstream publishes no jwks_uri to check ID tokens with")
-        try:
-            header = jwt.get_unverified_header(id_token)
-        except jwt.InvalidTokenError:
-            raise AccessDeniedError("the identity provider returned a malformed ID token") from None
-        algorithm, kid = header.get("alg"), header.get("kid")
-        if not isinstance(algorithm, str) or algorithm not in ID_TOKEN_ALGORITHMS:
-            raise AccessDeniedError("the ID token is signed with an algorithm we do not accept")
-        if algorithm not in metadata.id_token_algorithms:
-            raise AccessDeniedError("the ID token is signed with an algorithm we do not accept")
-        if kid is not None and not isinstance(kid, str):
-            raise AccessDeniedError("the identity provider returned a malformed ID token")
+        algorithm, kid = signing_algorithm(id_token, metadata.id_token_algorithms)
         keys = await self._keys.candidates(metadata.jwks_uri, algorithm=algorithm, kid=kid)
         if not keys:
             raise AccessDeniedError("the ID token is signed by a key the identity provider does not publish")
-        claims = _verified_claims(id_token, keys, algorithm, issuer=metadata.issuer, client_id=client_id)
-        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        # OIDC Core §3.1.3.7 items 4-5: with several audiences azp must be us; present, it must be us anyway.
-        if (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != client_id:
-            raise AccessDeniedError("the ID token was issued to another client (azp)")
-        if nonce is not None and (not isinstance(claims.get("nonce"), str) or not equals(claims["nonce"], nonce)):
-            raise AccessDeniedError("the ID token does not carry the nonce of this login")
+        claims = verified_claims(id_token, keys, algorithm, issuer=metadata.issuer, client_id=client_id)
+        check_audience_and_nonce(claims, client_id=client_id, nonce=nonce)
         return claims
 
     async def _jwks_document(self, url: str) -> dict[str, Any]:
@@ -340,49 +219,6 @@ class UpstreamProvider:
         if response.status_code >= 500:
             raise UpstreamError(f"the identity provider answered {response.status_code}")
         return response
-
-
-def _verified_claims(id_token: str, keys: list[Any], algorithm: str, *, issuer: str, client_id: str) -> dict[str, Any]:
-    """The claims, once one candidate key verifies the signature and the claims hold.
-
-    Without a `kid` several keys may fit; a wrong one is a bad signature, and the next is tried.
-    Any other failure, of a claim or of the key itself, is a refusal, never an exception we did
-    not expect (a key PyJWT cannot use raises InvalidKeyError, which is no InvalidTokenError).
-    """
-    for key in keys:
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                id_token,
-                key,
-                algorithms=[algorithm],
-                audience=client_id,
-                issuer=issuer,
-                leeway=60,
-                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
-            )
-        except jwt.InvalidSignatureError:
-            continue
-        except jwt.PyJWTError as exc:
-            logger.warning("rejected an upstream ID token: %s", exc, extra={"event": "upstream.id_token_invalid"})
-            raise AccessDeniedError("the identity provider's ID token did not validate") from None
-        return claims
-    logger.warning("rejected an upstream ID token: bad signature", extra={"event": "upstream.id_token_invalid"})
-    raise AccessDeniedError("the identity provider's ID token did not validate")
-
-
-def _subject(claims: dict[str, Any], claim: str) -> str | None:
-    """The user's identifier at the upstream, as a non-empty string (GitHub's numeric `id` included)."""
-    subject = claims.get(claim)
-    if isinstance(subject, int) and not isinstance(subject, bool):
-        subject = str(subject)
-    return subject if isinstance(subject, str) and subject else None
-
-
-def _pick_auth_method(metadata: UpstreamMetadata, secret: str | None) -> str:
-    if secret is None:
-        return "none"
-    supported = metadata.token_endpoint_auth_methods or ("client_secret_basic",)
-    return "client_secret_basic" if "client_secret_basic" in supported else "client_secret_post"
 
 
 def _tokens(body: dict[str, Any], now: float) -> UpstreamTokens:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -19,11 +19,14 @@ from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import new_secret
 from mcp_authserver._lease import once_across_replicas
 from mcp_authserver.errors import UpstreamError
-from mcp_authserver.storage.protocols import Storage
+from mcp_authserver.storage.protocols import DCRCredentialStore, LeaseStore
 from mcp_authserver.storage.records import DCRKey, DCRResolution
+from mcp_authserver.upstream.discovery import UpstreamMetadata
 
-if TYPE_CHECKING:
-    from mcp_authserver.upstream.provider import UpstreamMetadata
+
+class RegistrarStorage(DCRCredentialStore, LeaseStore, Protocol):
+    """Where registrations are shared between replicas and restarts, under a lease."""
+
 
 __all__ = ["UpstreamRegistrar"]
 
@@ -37,7 +40,7 @@ _LEASE_TTL = 30.0
 class UpstreamRegistrar:
     def __init__(
         self,
-        storage: Storage,
+        storage: RegistrarStorage,
         http: httpx.AsyncClient,
         *,
         issuer: str,
