@@ -36,8 +36,8 @@ from benchmarks._harness import (
 from benchmarks.bearer import PATH, trivial_app
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.server import EmbeddedAuthServer
+from mcp_authserver.testing import FakeClock
 from tests import redis_servers
-from tests.conftest import FakeClock
 from tests.harness import running_harness
 
 

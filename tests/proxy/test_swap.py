@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import demo_settings
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import ISSUER, Harness, running_harness
 
 pytestmark = pytest.mark.anyio
