@@ -19,12 +19,12 @@ from mcp_authserver.grants import GrantService
 from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.cors import CORSPolicy
 from mcp_authserver.http.router import OAUTH_PREFIX, PathDispatcher, build_routes
+from mcp_authserver.integrations.mcp_sdk import TokenVerifier, sdk_auth_context
 from mcp_authserver.middleware.bearer import BearerAuthMiddleware
 from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 from mcp_authserver.oauth import rfc9728
 from mcp_authserver.oauth.rfc8414 import Endpoints
 from mcp_authserver.oauth.urls import is_loopback_host
-from mcp_authserver.sdk import TokenVerifier
 from mcp_authserver.settings import AuthServerSettings
 from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
@@ -152,6 +152,7 @@ class EmbeddedAuthServer:
         self._routes = build_routes(context)
         self._app = PathDispatcher(self._routes)
         self._cors = CORSPolicy(settings.cors_origins)
+        self._sdk_auth_context = sdk_auth_context(settings.resource)
         self._closed = False
         self._announce_insecure_defaults(storage is None, key_provider is None)
 
@@ -224,6 +225,7 @@ class EmbeddedAuthServer:
             challenge_scopes=self.settings.default_scopes,
             cors=self._cors,
             swap=upstream_swap,
+            auth_context=self._sdk_auth_context,
         )
 
     def token_verifier(self) -> TokenVerifier:
