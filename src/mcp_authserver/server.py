@@ -47,7 +47,7 @@ class EmbeddedAuthServer:
     ```python
     auth = EmbeddedAuthServer(AuthServerSettings())
     app = Starlette(
-        routes=[*auth.starlette_routes(), Route("/mcp", auth.protect(mcp_app))],
+        routes=[*auth.starlette_routes(), Route("/mcp", auth.protect(mcp_app))],  # swap=True for a proxy
         lifespan=auth.lifespan,
     )
     ```
@@ -194,7 +194,7 @@ class EmbeddedAuthServer:
         target = router.router if hasattr(router, "router") and hasattr(router.router, "routes") else router
         target.routes[0:0] = self.starlette_routes()
 
-    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] | None = None, swap: bool = True) -> ASGIApp:
+    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] | None = None, swap: bool = False) -> ASGIApp:
         """Wrap the MCP endpoint: only requests bearing a valid access token of ours get through.
 
         `required_scopes` defaults to what the 401 challenge asks for: `default_scopes` without
@@ -202,9 +202,10 @@ class EmbeddedAuthServer:
         them gets 403 `insufficient_scope`, so a client that asked for less cannot use the endpoint
         the challenge told it how to reach. Pass `()` to require none.
 
-        With `swap` (the default, for proxies) the request then carries the user's upstream token
-        instead of ours (`UpstreamSwap`, applied by the bearer middleware); an MCP server that serves its own tools and
-        never calls the upstream passes `swap=False`.
+        A proxy passes `swap=True`: the request then carries the user's upstream token instead of ours
+        (`UpstreamSwap`, applied by the bearer middleware), refreshed when due. Off by default: an MCP
+        server that serves its own tools never needs the upstream token, and with the swap on each of
+        its requests would depend on the upstream's refresh (an upstream that ends the login ends it here).
         """
         if required_scopes is None:
             required_scopes = [scope for scope in self.settings.default_scopes if scope != "offline_access"]

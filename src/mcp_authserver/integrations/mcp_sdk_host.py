@@ -39,5 +39,5 @@ def build_mcp_app(auth: EmbeddedAuthServer) -> Starlette:
         async with session_manager.run(), auth.lifespan():
             yield
 
-    endpoint = auth.protect(StreamableHTTPASGIApp(session_manager))
+    endpoint = auth.protect(StreamableHTTPASGIApp(session_manager))  # its own tools: no upstream token swap
     return Starlette(routes=[*auth.starlette_routes(), Route("/mcp", endpoint=endpoint)], lifespan=lifespan)
