@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.routing import BaseRoute, Mount, Route
@@ -35,6 +35,9 @@ from mcp_authserver.upstream.provider import UpstreamProvider
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 from mcp_authserver.upstream.registration import UpstreamRegistrar
 from mcp_authserver.upstream.revocation import UpstreamRevoker
+
+if TYPE_CHECKING:
+    from mcp_authserver.integrations.fastmcp import FastMCPAuthProvider
 
 __all__ = ["EmbeddedAuthServer"]
 
@@ -207,8 +210,7 @@ class EmbeddedAuthServer:
         server that serves its own tools never needs the upstream token, and with the swap on each of
         its requests would depend on the upstream's refresh (an upstream that ends the login ends it here).
         """
-        if required_scopes is None:
-            required_scopes = [scope for scope in self.settings.default_scopes if scope != "offline_access"]
+        required_scopes = self._required_scopes(required_scopes)
         upstream_swap = None
         if swap:
             upstream_swap = UpstreamSwap(
@@ -232,6 +234,29 @@ class EmbeddedAuthServer:
     def token_verifier(self) -> TokenVerifier:
         """An `mcp` SDK `TokenVerifier`, for SDK servers that authenticate requests themselves."""
         return TokenVerifier(self.verifier, self.storage, resource=self.settings.resource)
+
+    def fastmcp_provider(self, *, required_scopes: Iterable[str] | None = None) -> FastMCPAuthProvider:
+        """FastMCP's `auth=`: `FastMCP("x", auth=auth.fastmcp_provider())` (needs the `fastmcp` extra).
+
+        Its `http_app()` then serves our routes too, and `get_access_token()` in a tool returns our
+        subject. `required_scopes` as for `protect`.
+        """
+        from mcp_authserver.integrations.fastmcp import FastMCPAuthProvider
+
+        return FastMCPAuthProvider(
+            verifier=self.verifier,
+            revocations=self.storage,
+            resource=self.settings.resource,
+            resource_metadata_url=self.resource_metadata_url,
+            routes=self.starlette_routes(),
+            required_scopes=self._required_scopes(required_scopes),
+            challenge_scopes=self.settings.default_scopes,
+        )
+
+    def _required_scopes(self, required_scopes: Iterable[str] | None) -> list[str]:
+        if required_scopes is None:
+            return [scope for scope in self.settings.default_scopes if scope != "offline_access"]
+        return list(required_scopes)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
