@@ -19,8 +19,7 @@ from mcp_authserver.grants import GrantService
 from mcp_authserver.http.context import EndpointContext
 from mcp_authserver.http.cors import CORSPolicy
 from mcp_authserver.http.router import OAUTH_PREFIX, PathDispatcher, build_routes
-from mcp_authserver.integrations.mcp_sdk import TokenVerifier, sdk_auth_context
-from mcp_authserver.middleware.bearer import BearerAuthMiddleware
+from mcp_authserver.middleware.bearer import AuthContextHook, BearerAuthMiddleware
 from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 from mcp_authserver.oauth import rfc9728
 from mcp_authserver.oauth.rfc8414 import Endpoints
@@ -38,6 +37,7 @@ from mcp_authserver.upstream.revocation import UpstreamRevoker
 
 if TYPE_CHECKING:
     from mcp_authserver.integrations.fastmcp import FastMCPAuthProvider
+    from mcp_authserver.integrations.mcp_sdk import TokenVerifier
 
 __all__ = ["EmbeddedAuthServer"]
 
@@ -155,7 +155,6 @@ class EmbeddedAuthServer:
         self._routes = build_routes(context)
         self._app = PathDispatcher(self._routes)
         self._cors = CORSPolicy(settings.cors_origins)
-        self._sdk_auth_context = sdk_auth_context(settings.resource)
         self._closed = False
         self._announce_insecure_defaults(storage is None, key_provider is None)
 
@@ -228,11 +227,13 @@ class EmbeddedAuthServer:
             challenge_scopes=self.settings.default_scopes,
             cors=self._cors,
             swap=upstream_swap,
-            auth_context=self._sdk_auth_context,
+            auth_context=self._sdk_auth_context(),
         )
 
     def token_verifier(self) -> TokenVerifier:
         """An `mcp` SDK `TokenVerifier`, for SDK servers that authenticate requests themselves."""
+        from mcp_authserver.integrations.mcp_sdk import TokenVerifier
+
         return TokenVerifier(self.verifier, self.storage, resource=self.settings.resource)
 
     def fastmcp_provider(self, *, required_scopes: Iterable[str] | None = None) -> FastMCPAuthProvider:
@@ -252,6 +253,17 @@ class EmbeddedAuthServer:
             required_scopes=self._required_scopes(required_scopes),
             challenge_scopes=self.settings.default_scopes,
         )
+
+    def _sdk_auth_context(self) -> AuthContextHook | None:
+        """The `mcp` SDK's auth context for apps behind `protect` (its `get_access_token()`), when the
+        SDK is installed. Imported here, on first use, so that `import mcp_authserver` needs no SDK."""
+        try:
+            from mcp_authserver.integrations.mcp_sdk import sdk_auth_context
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "mcp":
+                raise
+            return None
+        return sdk_auth_context(self.settings.resource)
 
     def _required_scopes(self, required_scopes: Iterable[str] | None) -> list[str]:
         if required_scopes is None:
