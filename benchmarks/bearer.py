@@ -135,7 +135,7 @@ def protected_apps(auth: EmbeddedAuthServer, bare: ASGIApp) -> dict[str, ASGIApp
     return {
         "bare": bare,
         "ours": auth.protect(bare, swap=False),
-        "swap": auth.protect(bare),
+        "swap": auth.protect(bare, swap=True),
         "sdk": sdk_protect(bare, auth),
     }
 

@@ -36,8 +36,8 @@ from benchmarks._harness import (
 from benchmarks.bearer import PATH, trivial_app
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.server import EmbeddedAuthServer
+from mcp_authserver.testing import FakeClock
 from tests import redis_servers
-from tests.conftest import FakeClock
 from tests.harness import running_harness
 
 
@@ -148,7 +148,7 @@ async def refreshes_per_expiry_burst(upstream_url: str, requests: int = 50) -> i
         if upstream is None or upstream.expires_at is None:
             raise RuntimeError("the upstream gave no expiring access token")
         clock.advance(upstream.expires_at - clock.now - 30)
-        app = harness.auth.protect(trivial_app())
+        app = harness.auth.protect(trivial_app(), swap=True)
         template = http_scope(
             "GET", PATH, [("host", f"{HOST}:{PORT}"), ("authorization", f"Bearer {tokens['access_token']}")]
         )

@@ -51,7 +51,7 @@ def _server(storage_url: str) -> EmbeddedAuthServer:
 async def run(storage_url: str, *, requests: int = 20_000) -> SwapFigures:
     async with _server(storage_url) as auth:
         timing = await bearer.run(auth, rounds=15)
-        app = auth.protect(bearer.trivial_app())
+        app = auth.protect(bearer.trivial_app(), swap=True)
         template = http_scope(
             "GET", bearer.PATH, [("host", f"{HOST}:{PORT}"), ("authorization", f"Bearer {bearer.bench_token(auth)}")]
         )

@@ -6,9 +6,9 @@ The proxy part is a small streaming reverse proxy: requests go on whole (MCP mes
 responses come back chunk by chunk as the backend sends them, so SSE streams are not buffered.
 Hop-by-hop headers stop here both ways; the browser's cookies and client-supplied `Forwarded` /
 `X-Forwarded-*` never reach the backend.
-`auth.protect` (swap on, the default) has already replaced our token by the user's upstream token.
+`auth.protect(..., swap=True)` has already replaced our token by the user's upstream token.
 
-    export MCP_AUTHSERVER_...            # as in examples/starlette_host.py
+    export MCP_AUTHSERVER_...            # as in the README's quick start
     export BACKEND_MCP_URL=http://127.0.0.1:9000/mcp
     uvicorn examples.mcp_proxy:app
 """
@@ -105,7 +105,7 @@ def create_app(settings: AuthServerSettings, backend_url: str) -> Starlette:
         async with client, auth.lifespan():
             yield
 
-    proxied = auth.protect(ReverseProxy(backend_url, client))
+    proxied = auth.protect(ReverseProxy(backend_url, client), swap=True)
     app = Starlette(routes=[*auth.starlette_routes(), Route("/mcp", proxied)], lifespan=lifespan)
     app.state.auth = auth
     return app

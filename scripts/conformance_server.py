@@ -8,7 +8,8 @@ import sys
 import uvicorn
 
 from mcp_authserver import EmbeddedAuthServer
-from mcp_authserver.demo import build_mcp_app, demo_settings, running_upstream
+from mcp_authserver.demo import build_mcp_app, demo_settings
+from mcp_authserver.testing import running_upstream
 
 
 async def serve(port: int, upstream_port: int) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from mcp_authserver.demo import HeadlessBrowser
+from mcp_authserver.testing import HeadlessBrowser
 
 CALLBACK = "http://127.0.0.1:3000/callback"
 

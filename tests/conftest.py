@@ -1,8 +1,8 @@
-"""Shared fixtures: an injected clock, and the anyio backend for async tests."""
+"""Shared fixtures: an injected clock (`mcp_authserver.testing.FakeClock`), the real mock upstream, Redis
+servers, and the anyio backend for async tests."""
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -14,21 +14,10 @@ import pytest
 warnings.filterwarnings("ignore", category=authlib.deprecate.AuthlibDeprecationWarning)
 import oidc_provider_mock  # noqa: E402, F401
 
+from mcp_authserver.testing import FakeClock, running_upstream  # noqa: E402
+
 if TYPE_CHECKING:
     from tests.harness import Harness
-
-
-class FakeClock:
-    """A clock the test moves by hand, so expiry is tested without sleeping."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -44,18 +33,14 @@ def clock() -> FakeClock:
 @pytest.fixture(scope="session")
 def upstream_url() -> Iterator[str]:
     """The real development OpenID provider (oidc-provider-mock) on a free loopback port."""
-    from mcp_authserver.demo import running_upstream
-
-    with running_upstream(0) as url:
+    with running_upstream() as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def registering_upstream_url() -> Iterator[str]:
     """The mock upstream in the mode where only clients registered with it (RFC 7591) may log users in."""
-    from mcp_authserver.demo import running_upstream
-
-    with running_upstream(0, require_registration=True) as url:
+    with running_upstream(require_registration=True) as url:
         yield url
 
 

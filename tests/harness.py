@@ -19,7 +19,7 @@ import httpx
 from starlette.applications import Starlette
 
 from mcp_authserver import EmbeddedAuthServer
-from mcp_authserver.demo import HeadlessBrowser, build_mcp_app, demo_settings
+from mcp_authserver.demo import build_mcp_app, demo_settings
 from mcp_authserver.oauth import rfc7636
 from mcp_authserver.storage import codec
 from mcp_authserver.storage.memory import InMemoryStorage
@@ -31,7 +31,7 @@ from mcp_authserver.storage.records import (
     PendingLogin,
     UpstreamTokens,
 )
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock, HeadlessBrowser
 
 HOST, PORT = "127.0.0.1", 8000
 ISSUER = f"http://{HOST}:{PORT}"

@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from mcp_authserver import ConfigurationError, EmbeddedAuthServer, SigningKey
 from mcp_authserver.demo import demo_settings
@@ -97,3 +99,27 @@ def test_an_unreadable_key_file_fails_at_construction(tmp_path: Path) -> None:
     bad.write_text("not a key")
     with pytest.raises(ConfigurationError, match=r"bad\.pem"):
         _server(tokens={"signing_key_files": [str(bad)]})
+
+
+async def test_protect_leaves_our_token_in_place_unless_a_proxy_asks_for_the_swap() -> None:
+    """A server with its own tools gets our token through, with no upstream tokens needed;
+    `swap=True` replaces it by the user's upstream token (here none is stored: the login ends)."""
+    auth = _server()
+    token = auth.access_tokens.issue(
+        subject="ann", client_id="c", scopes=["mcp"], audience=auth.settings.resource, grant_id="g"
+    ).token
+
+    async def echo(scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"authorization": dict(scope["headers"]).get(b"authorization", b"").decode()})(
+            scope, receive, send
+        )
+
+    headers = {"Authorization": f"Bearer {token}"}
+    base = "http://127.0.0.1:8000"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=auth.protect(echo)), base_url=base) as http:
+        assert (await http.get("/mcp", headers=headers)).json() == {"authorization": f"Bearer {token}"}
+    swapping = auth.protect(echo, swap=True)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=swapping), base_url=base) as http:
+        response = await http.get("/mcp", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.routing import BaseRoute, Route
@@ -27,11 +27,10 @@ from mcp_authserver.http.register import RegistrationEndpoint
 from mcp_authserver.http.revoke import RevocationEndpoint
 from mcp_authserver.http.routes import EndpointName, PathDispatcher, RouteTable
 from mcp_authserver.http.token import TokenEndpoint
-from mcp_authserver.middleware.bearer import BearerAuthMiddleware
+from mcp_authserver.middleware.bearer import AuthContextHook, BearerAuthMiddleware
 from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 from mcp_authserver.oauth import rfc8414, rfc9728
 from mcp_authserver.oauth.urls import is_loopback_host
-from mcp_authserver.sdk import TokenVerifier
 from mcp_authserver.services.authorization import AuthorizationService
 from mcp_authserver.services.clients import ClientService
 from mcp_authserver.services.grants import AuthorizationCodeGrant, GrantRegistry, RefreshTokenGrant, TokenIssuance
@@ -50,6 +49,10 @@ from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 from mcp_authserver.upstream.registration import UpstreamRegistrar
 from mcp_authserver.upstream.revocation import UpstreamRevoker
 
+if TYPE_CHECKING:
+    from mcp_authserver.integrations.fastmcp import FastMCPAuthProvider
+    from mcp_authserver.integrations.mcp_sdk import TokenVerifier
+
 __all__ = ["EmbeddedAuthServer"]
 
 logger = logging.getLogger("mcp_authserver")
@@ -61,7 +64,7 @@ class EmbeddedAuthServer:
     ```python
     auth = EmbeddedAuthServer(AuthServerSettings())
     app = Starlette(
-        routes=[*auth.starlette_routes(), Route("/mcp", auth.protect(mcp_app))],
+        routes=[*auth.starlette_routes(), Route("/mcp", auth.protect(mcp_app))],  # swap=True for a proxy
         lifespan=auth.lifespan,
     )
     ```
@@ -301,7 +304,7 @@ class EmbeddedAuthServer:
         target = router.router if hasattr(router, "router") and hasattr(router.router, "routes") else router
         target.routes[0:0] = self.starlette_routes()
 
-    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] | None = None, swap: bool = True) -> ASGIApp:
+    def protect(self, app: ASGIApp, *, required_scopes: Iterable[str] | None = None, swap: bool = False) -> ASGIApp:
         """Wrap the MCP endpoint: only requests bearing a valid access token of ours get through.
 
         `required_scopes` defaults to what the 401 challenge asks for: `default_scopes` without
@@ -309,12 +312,12 @@ class EmbeddedAuthServer:
         them gets 403 `insufficient_scope`, so a client that asked for less cannot use the endpoint
         the challenge told it how to reach. Pass `()` to require none.
 
-        With `swap` (the default, for proxies) the request then carries the user's upstream token
-        instead of ours (`UpstreamSwap`, applied by the bearer middleware); an MCP server that serves its own tools and
-        never calls the upstream passes `swap=False`.
+        A proxy passes `swap=True`: the request then carries the user's upstream token instead of ours
+        (`UpstreamSwap`, applied by the bearer middleware), refreshed when due. Off by default: an MCP
+        server that serves its own tools never needs the upstream token, and with the swap on each of
+        its requests would depend on the upstream's refresh (an upstream that ends the login ends it here).
         """
-        if required_scopes is None:
-            required_scopes = [scope for scope in self.settings.default_scopes if scope != "offline_access"]
+        required_scopes = self._required_scopes(required_scopes)
         upstream_swap = None
         if swap:
             upstream_swap = UpstreamSwap(
@@ -332,11 +335,48 @@ class EmbeddedAuthServer:
             challenge_scopes=self.settings.default_scopes,
             cors=self._cors,
             swap=upstream_swap,
+            auth_context=self._sdk_auth_context(),
         )
 
     def token_verifier(self) -> TokenVerifier:
         """An `mcp` SDK `TokenVerifier`, for SDK servers that authenticate requests themselves."""
+        from mcp_authserver.integrations.mcp_sdk import TokenVerifier
+
         return TokenVerifier(self.verifier, self.storage, resource=self.settings.resource)
+
+    def fastmcp_provider(self, *, required_scopes: Iterable[str] | None = None) -> FastMCPAuthProvider:
+        """FastMCP's `auth=`: `FastMCP("x", auth=auth.fastmcp_provider())` (needs the `fastmcp` extra).
+
+        Its `http_app()` then serves our routes too, and `get_access_token()` in a tool returns our
+        subject. `required_scopes` as for `protect`.
+        """
+        from mcp_authserver.integrations.fastmcp import FastMCPAuthProvider
+
+        return FastMCPAuthProvider(
+            verifier=self.verifier,
+            revocations=self.storage,
+            resource=self.settings.resource,
+            resource_metadata_url=self.resource_metadata_url,
+            routes=self.starlette_routes(),
+            required_scopes=self._required_scopes(required_scopes),
+            challenge_scopes=self.settings.default_scopes,
+        )
+
+    def _sdk_auth_context(self) -> AuthContextHook | None:
+        """The `mcp` SDK's auth context for apps behind `protect` (its `get_access_token()`), when the
+        SDK is installed. Imported here, on first use, so that `import mcp_authserver` needs no SDK."""
+        try:
+            from mcp_authserver.integrations.mcp_sdk import sdk_auth_context
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "mcp":
+                raise
+            return None
+        return sdk_auth_context(self.settings.resource)
+
+    def _required_scopes(self, required_scopes: Iterable[str] | None) -> list[str]:
+        if required_scopes is None:
+            return [scope for scope in self.settings.default_scopes if scope != "offline_access"]
+        return list(required_scopes)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:

@@ -17,7 +17,7 @@ from mcp_authserver.http.authorization_limits import (
     MAX_SCOPE,
     MAX_STATE,
 )
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import ISSUER, PKCE, REDIRECT_URI, RESOURCE, CountingStorage, Harness, query_of, running_harness
 
 pytestmark = pytest.mark.anyio

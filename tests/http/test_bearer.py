@@ -18,8 +18,8 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_authserver import BearerAuthMiddleware, EmbeddedAuthServer, get_principal
 from mcp_authserver.demo import demo_settings
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import SigningKey
-from tests.conftest import FakeClock
 from tests.harness import PKCE, RESOURCE, Harness
 
 pytestmark = pytest.mark.anyio

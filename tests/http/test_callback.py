@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import pytest
 
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import ISSUER, PKCE, REDIRECT_URI, CountingStorage, Harness, query_of, running_harness
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import ISSUER, PKCE, REDIRECT_URI, Harness, SplitTransport, query_of, running_harness
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ from typing import Any
 import jwt
 import pytest
 
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import KeyProvider
-from tests.conftest import FakeClock
 from tests.harness import ISSUER, PKCE, RESOURCE, Harness, running_harness
 
 pytestmark = pytest.mark.anyio

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import thumbprint
-from tests.conftest import FakeClock
 from tests.harness import ISSUER, RESOURCE, Harness, running_harness
 
 pytestmark = pytest.mark.anyio

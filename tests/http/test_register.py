@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from mcp_authserver._crypto import credential_hash
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import CountingStorage, Harness, running_harness
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import PKCE, REDIRECT_URI, Harness, running_harness
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ import uvicorn
 
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import build_mcp_app, demo_settings
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 
 
 def free_port() -> int:

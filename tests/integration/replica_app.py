@@ -21,7 +21,7 @@ def create_app() -> Starlette:
         principal = get_principal(request)
         return JSONResponse({"subject": principal.subject if principal else None})
 
-    protected = auth.protect(Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"])]))
+    protected = auth.protect(Starlette(routes=[Route("/mcp", whoami, methods=["GET", "POST"])]), swap=True)
     return Starlette(routes=[*auth.starlette_routes(), Route("/mcp", protected)], lifespan=auth.lifespan)
 
 

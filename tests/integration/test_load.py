@@ -26,8 +26,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, HeadlessBrowser
+from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from mcp_authserver.oauth import rfc7636
+from mcp_authserver.testing import HeadlessBrowser
 from tests import redis_servers
 
 pytestmark = pytest.mark.anyio

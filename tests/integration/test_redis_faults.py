@@ -15,8 +15,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from mcp_authserver.testing import FakeClock
 from tests import redis_servers
-from tests.conftest import FakeClock
 from tests.harness import PKCE, running_harness
 
 pytestmark = pytest.mark.anyio

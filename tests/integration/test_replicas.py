@@ -17,8 +17,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, HeadlessBrowser
+from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from mcp_authserver.oauth import rfc7636
+from mcp_authserver.testing import HeadlessBrowser
 from mcp_authserver.tokens.keys import SigningKey
 from tests import redis_servers
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import running_harness
 
 pytestmark = pytest.mark.anyio

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientMetadata
 
 from mcp_authserver import EmbeddedAuthServer
-from mcp_authserver.demo import HeadlessBrowser, MemoryTokenStorage
+from mcp_authserver.testing import HeadlessBrowser, HeadlessMCPClient
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.anyio
@@ -24,41 +19,14 @@ pytestmark = pytest.mark.anyio
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
 
 
-class SDKClient(MemoryTokenStorage):
+class SDKClient(HeadlessMCPClient):
     """What a real MCP client keeps between sessions, and how often its user had to log in."""
 
     def __init__(self, subject: str = "erin@example.com") -> None:
-        super().__init__()
-        self.subject = subject
-        self.logins = 0
-        self.landed: dict[str, str] = {}
-
-    async def _redirect(self, url: str) -> None:
-        self.logins += 1
-        self.landed = await HeadlessBrowser(REDIRECT_URI, subject=self.subject).walk(url)
-
-    async def _callback(self) -> AuthorizationCodeResult:
-        return AuthorizationCodeResult(
-            code=self.landed["code"], state=self.landed.get("state"), iss=self.landed.get("iss")
-        )
-
-    @contextlib.asynccontextmanager
-    async def session(self, mcp_url: str) -> AsyncIterator[tuple[Client, OAuthClientProvider]]:
-        metadata = OAuthClientMetadata(
-            client_name="sdk integration test",
-            redirect_uris=[REDIRECT_URI],
-            grant_types=["authorization_code", "refresh_token"],
-            token_endpoint_auth_method="none",
-        )
-        provider = OAuthClientProvider(mcp_url, metadata, self, self._redirect, self._callback)
-        async with (
-            httpx2.AsyncClient(auth=provider, timeout=30) as http,
-            Client(streamable_http_client(mcp_url, http_client=http)) as client,
-        ):
-            yield client, provider
+        super().__init__(HeadlessBrowser(REDIRECT_URI, subject=subject), client_name="sdk integration test")
 
     async def whoami(self, mcp_url: str) -> dict[str, Any]:
-        async with self.session(mcp_url) as (client, _):
+        async with self.session(mcp_url) as client:
             return await call_whoami(client)
 
 
@@ -89,11 +57,12 @@ async def test_the_sdk_client_refreshes_an_expired_token_without_logging_in_agai
     live_server: EmbeddedAuthServer,
 ) -> None:
     user = SDKClient()
-    async with user.session(live_server.settings.resource) as (client, provider):
+    async with user.session(live_server.settings.resource) as client:
         await call_whoami(client)
         assert user.tokens is not None
+        assert user.provider is not None
         first = user.tokens
-        provider.context.token_expiry_time = 1.0  # the client's view: its access token has run out
+        user.provider.context.token_expiry_time = 1.0  # the client's view: its access token has run out
         answer = await call_whoami(client)
     assert answer["subject"] == "erin@example.com"
     assert user.logins == 1

@@ -16,7 +16,8 @@ from starlette.routing import Route
 
 from examples.mcp_proxy import create_app
 from mcp_authserver import EmbeddedAuthServer
-from mcp_authserver.demo import HeadlessBrowser, demo_settings
+from mcp_authserver.demo import demo_settings
+from mcp_authserver.testing import HeadlessBrowser
 from tests.harness import PKCE
 from tests.integration.conftest import free_port
 from tests.integration.test_sdk_client import SDKClient
@@ -65,7 +66,7 @@ async def test_the_backend_sees_the_users_upstream_token_and_sse_streams_through
     proxy_server, proxy_task = await _serve(proxy, proxy_port)
     user = SDKClient(subject="grace@example.com")
     try:
-        async with user.session(auth.settings.resource) as (client, _):
+        async with user.session(auth.settings.resource) as client:
             seen = await client.call_tool("seen_authorization", {})
 
             async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import demo_settings
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import ISSUER, Harness, running_harness
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +45,7 @@ async def backend(request: Request) -> JSONResponse:
 
 @contextlib.asynccontextmanager
 async def proxy(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    app = harness.auth.protect(Starlette(routes=[Route("/tool", backend, methods=["GET", "POST"])]))
+    app = harness.auth.protect(Starlette(routes=[Route("/tool", backend, methods=["GET", "POST"])]), swap=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
         yield client
 
@@ -183,7 +183,7 @@ async def test_two_replicas_on_one_redis_refresh_an_expiring_login_once(
         assert upstream.expires_at is not None
         clock.advance(upstream.expires_at - clock.now - 30)
         app = Starlette(routes=[Route("/tool", backend)])
-        replicas = [harness.auth.protect(app), other.protect(app)]
+        replicas = [harness.auth.protect(app, swap=True), other.protect(app, swap=True)]
         clients = [
             httpx.AsyncClient(transport=httpx.ASGITransport(app=replica), base_url=ISSUER) for replica in replicas
         ]
@@ -265,10 +265,11 @@ async def test_an_upstream_that_refuses_our_client_keeps_the_login_and_answers_5
 async def test_a_login_whose_upstream_tokens_are_gone_ends_and_the_client_must_log_in_again(harness: Harness) -> None:
     client_id = (await harness.register())["client_id"]
     tokens = await harness.tokens_for(client_id)
-    assert (await harness.call_mcp(tokens["access_token"])).status_code == 200
-    await harness.auth.storage.delete_upstream_tokens(await _grant_id(tokens))
-
-    answer = await harness.call_mcp(tokens["access_token"])
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    async with proxy(harness) as client:
+        assert (await client.get("/tool", headers=headers)).status_code == 200
+        await harness.auth.storage.delete_upstream_tokens(await _grant_id(tokens))
+        answer = await client.get("/tool", headers=headers)
     assert answer.status_code == 401
     assert 'error="invalid_token"' in answer.headers["www-authenticate"]
     refreshed = await harness.refresh(client_id, tokens["refresh_token"])
@@ -290,7 +291,7 @@ async def test_upstream_tokens_sealed_with_a_key_no_longer_configured_end_the_lo
         )
         rekeyed = EmbeddedAuthServer(settings, clock=clock, key_provider=harness.auth.key_provider)
         try:
-            app = rekeyed.protect(Starlette(routes=[Route("/tool", backend)]))
+            app = rekeyed.protect(Starlette(routes=[Route("/tool", backend)]), swap=True)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as client:
                 answer = await client.get("/tool", headers={"Authorization": f"Bearer {tokens['access_token']}"})
         finally:
@@ -339,7 +340,8 @@ async def test_upstream_tokens_refreshed_on_another_replica_replace_this_replica
         headers = {"Authorization": f"Bearer {tokens['access_token']}"}
         app = Starlette(routes=[Route("/tool", backend)])
         try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=other.protect(app)), base_url=ISSUER) as b:
+            transport = httpx.ASGITransport(app=other.protect(app, swap=True))
+            async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as b:
                 first = (await b.get("/tool", headers=headers)).json()["authorization"]  # now cached on b
                 renewed = UpstreamTokens(
                     access_token="renewed-" + secrets.token_urlsafe(8), expires_at=clock.now + 3600, subject="alice"

@@ -13,9 +13,9 @@ import pytest
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.storage import DCRResolution, InMemoryStorage
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.upstream.provider import UpstreamMetadata
 from mcp_authserver.upstream.registration import UpstreamRegistrar
-from tests.conftest import FakeClock
 from tests.harness import running_harness
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.harness import PKCE, Harness, running_harness
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,7 @@ import pytest
 from mcp_authserver.settings import StorageSettings
 from mcp_authserver.storage import InMemoryStorage, Storage
 from mcp_authserver.storage.connect import storage_from_settings
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 
 StorageFactory = Callable[[FakeClock, pytest.FixtureRequest], AbstractAsyncContextManager[Storage]]
 

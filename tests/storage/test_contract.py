@@ -12,7 +12,7 @@ import pytest
 
 from mcp_authserver.storage import DCRKey, Storage, UpstreamTokens
 from mcp_authserver.storage.records import MAX_RETRIES, RETIRED_PER_FAMILY
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.storage import builders
 from tests.storage.builders import LONG_TTL, assert_same_record, new_hash, new_id
 

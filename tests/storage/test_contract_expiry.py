@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_authserver.storage import Storage
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.storage import builders
 from tests.storage.builders import DAY, LONG_TTL, new_hash, new_id
 from tests.storage.conftest import CLOCK_DRIVEN

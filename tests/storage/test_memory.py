@@ -7,7 +7,7 @@ import pytest
 from mcp_authserver.errors import StorageError
 from mcp_authserver.storage import InMemoryStorage
 from mcp_authserver.storage.records import RETIRED_PER_FAMILY
-from tests.conftest import FakeClock
+from mcp_authserver.testing import FakeClock
 from tests.storage import builders
 from tests.storage.builders import LONG_TTL, new_hash
 

@@ -25,8 +25,8 @@ from mcp_authserver.storage import RedisStorage
 from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.storage.records import DCRKey
 from mcp_authserver.storage.sealing import Sealer
+from mcp_authserver.testing import FakeClock
 from tests import redis_servers
-from tests.conftest import FakeClock
 from tests.storage import builders
 from tests.storage.builders import new_hash, new_id
 

@@ -16,8 +16,8 @@ from mcp_authserver.errors import ConfigurationError, StorageError
 from mcp_authserver.settings import AuthServerSettings, StorageSettings
 from mcp_authserver.storage import RedisStorage
 from mcp_authserver.storage.connect import storage_from_settings
+from mcp_authserver.testing import FakeClock
 from tests import redis_servers
-from tests.conftest import FakeClock
 from tests.harness import running_harness
 
 pytestmark = pytest.mark.anyio

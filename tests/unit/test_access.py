@@ -15,9 +15,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from mcp_authserver.errors import InvalidTokenError
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.access import AccessTokenIssuer, AccessTokenVerifier, AuthenticatedPrincipal
 from mcp_authserver.tokens.keys import KeyProvider, SigningKey
-from tests.conftest import FakeClock
 
 ISSUER = "https://auth.example.com"
 RESOURCE = "https://mcp.example.com/mcp"

@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_authserver.errors import AccessDeniedError
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import SigningKey
-from tests.conftest import FakeClock
 from tests.upstream.scripted_idp import CLIENT_ID, NONCE, ScriptedIdP, scripted_provider
 
 pytestmark = pytest.mark.anyio

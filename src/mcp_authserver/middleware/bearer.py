@@ -8,30 +8,49 @@ cryptographically (`AccessTokenVerifier`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
-from starlette.authentication import AuthCredentials
+from starlette.authentication import AuthCredentials, SimpleUser
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_authserver.errors import InvalidTokenError, StorageError
 from mcp_authserver.http.cors import CORSPolicy, send_preflight
 from mcp_authserver.http.render import send_challenge
-from mcp_authserver.sdk import PrincipalUser, auth_context_var
 from mcp_authserver.storage.protocols import RevocationStore
 from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrincipal
 
 if TYPE_CHECKING:
     from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 
-__all__ = ["PRINCIPAL_SCOPE_KEY", "BearerAuthMiddleware", "get_principal"]
+__all__ = ["PRINCIPAL_SCOPE_KEY", "AuthContextHook", "BearerAuthMiddleware", "get_principal"]
 
 logger = logging.getLogger(__name__)
 
 PRINCIPAL_SCOPE_KEY = "mcp_authserver.principal"
 _METHODS = "GET, POST, DELETE, OPTIONS"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthContextHook:
+    """How the app's MCP framework learns who is calling, without this module importing it.
+
+    `user` builds the `scope["user"]` object for a principal, once per token (it is cached with the
+    token); `var`, when given, holds that object while the app handles the request. `server.py`
+    passes the `mcp` SDK's hook (`integrations.mcp_sdk.sdk_auth_context`): its `get_access_token()`
+    reads its own context variable.
+    """
+
+    user: Callable[[AuthenticatedPrincipal], Any]
+    var: ContextVar[Any] | None = None
+
+
+_STARLETTE_USER = AuthContextHook(user=lambda principal: SimpleUser(principal.subject))
+"""Without a framework hook, `request.user` is a plain Starlette user named by the subject."""
 
 
 class _Accepted:
@@ -40,7 +59,7 @@ class _Accepted:
     def __init__(
         self,
         principal: AuthenticatedPrincipal,
-        user: PrincipalUser,
+        user: Any,
         credentials: AuthCredentials,
         has_required_scopes: bool,
     ) -> None:
@@ -72,8 +91,12 @@ class BearerAuthMiddleware:
         challenge_scopes: Iterable[str] = (),
         cors: CORSPolicy | None = None,
         swap: UpstreamSwap | None = None,
+        auth_context: AuthContextHook | None = None,
     ) -> None:
         self.app = app
+        context = auth_context or _STARLETTE_USER
+        self._make_user = context.user
+        self._context_var = context.var
         self._swap = swap
         """Applied in line once a token is accepted (`auth.protect(swap=True)`): the backend then gets the
         user's upstream token instead of ours, with no ASGI layer of its own on every request."""
@@ -148,7 +171,7 @@ class BearerAuthMiddleware:
                 return
             accepted = _Accepted(
                 principal,
-                PrincipalUser(principal, self._resource),
+                self._make_user(principal),
                 AuthCredentials(sorted(principal.scopes)),
                 self._required <= principal.scopes,
             )
@@ -196,11 +219,15 @@ class BearerAuthMiddleware:
         scope[PRINCIPAL_SCOPE_KEY] = principal
         scope["user"] = accepted.user
         scope["auth"] = accepted.credentials
-        reset = auth_context_var.set(accepted.user)
+        var = self._context_var
+        if var is None:
+            await self.app(scope, receive, send)
+            return
+        reset = var.set(accepted.user)
         try:
             await self.app(scope, receive, send)
         finally:
-            auth_context_var.reset(reset)
+            var.reset(reset)
 
     async def _reject(
         self, send: Send, status: int, error: str | None, description: str | None, scopes: Iterable[str] | None = None
