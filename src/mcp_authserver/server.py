@@ -22,7 +22,7 @@ from mcp_authserver.http.cors import CORSPolicy
 from mcp_authserver.http.endpoint import Endpoint
 from mcp_authserver.http.introspect import IntrospectionEndpoint
 from mcp_authserver.http.metadata import DocumentEndpoint, JWKSEndpoint
-from mcp_authserver.http.rate_limit import RateLimiter
+from mcp_authserver.http.rate_limit import RateLimiter, Rule
 from mcp_authserver.http.register import RegistrationEndpoint
 from mcp_authserver.http.revoke import RevocationEndpoint
 from mcp_authserver.http.routes import EndpointName, PathDispatcher, RouteTable
@@ -36,8 +36,15 @@ from mcp_authserver.services.clients import ClientService
 from mcp_authserver.services.grants import AuthorizationCodeGrant, GrantRegistry, RefreshTokenGrant, TokenIssuance
 from mcp_authserver.services.introspection import IntrospectionService
 from mcp_authserver.services.revocation import RevocationService
-from mcp_authserver.settings import AuthServerSettings, StaticClientSettings, UpstreamSettings, env_name
-from mcp_authserver.storage.connect import storage_from_settings
+from mcp_authserver.settings import (
+    AuthServerSettings,
+    StaticClientSettings,
+    StorageSettings,
+    UpstreamSettings,
+    env_name,
+)
+from mcp_authserver.storage.connect import RedisConnection, redis_storage
+from mcp_authserver.storage.memory import InMemoryStorage
 from mcp_authserver.storage.protocols import DCRCredentialStore, Storage, UpstreamTokenStore
 from mcp_authserver.storage.records import ClientRecord
 from mcp_authserver.storage.sealing import Sealer
@@ -222,7 +229,15 @@ class EmbeddedAuthServer:
             secure=settings.issuer.startswith("https://"), max_age=int(cookie_lifetime.total_seconds())
         )
         # Off, there is no limiter at all: not one storage call (load tests).
-        limiter = RateLimiter(self.storage, settings.rate_limit) if settings.rate_limit.enabled else None
+        rates = settings.rate_limit
+        limits: dict[Rule, int] = {
+            "register": rates.register_per_minute,
+            "authorize": rates.authorize_per_minute,
+            "consent": rates.consent_per_minute,
+            "token": rates.token_per_minute,
+            "token-client": rates.token_per_client_per_minute,
+        }
+        limiter = RateLimiter(self.storage, limits) if rates.enabled else None
         metadata_documents: dict[str, DocumentEndpoint] = {}
         for route in table.rows:
             if route.endpoint == "metadata":
@@ -484,4 +499,41 @@ def upstream_config(upstream: UpstreamSettings) -> UpstreamConfig:
         subject_claim=upstream.subject_claim,
         discovery_ttl=upstream.discovery_ttl.total_seconds(),
         client_settings_hint=hint,
+    )
+
+
+def storage_from_settings(
+    settings: StorageSettings,
+    *,
+    clock: Clock,
+    sealer: Sealer | None = None,
+    allow_plaintext: bool = False,
+    revocation_retention: float = 3630.0,
+) -> Storage:
+    """The storage backend the settings name (also for hosts and tests that build one themselves).
+
+    `sealer` encrypts the records at rest; process memory is not "at rest", so the memory backend keeps
+    them as they are.
+    """
+    if settings.is_memory:
+        return InMemoryStorage(max_entries=settings.max_entries, clock=clock)
+    connection = RedisConnection(
+        url=settings.url,
+        shown_url=settings.redacted_url,
+        username=settings.username,
+        password=settings.resolved_password(),
+        sentinel_password=settings.sentinel_password.get_secret_value() if settings.sentinel_password else None,
+        tls_ca_file=str(settings.tls_ca_file) if settings.tls_ca_file is not None else None,
+        socket_timeout=settings.socket_timeout,
+        pool_size=settings.pool_size,
+        pool_timeout=settings.pool_timeout,
+    )
+    return redis_storage(
+        connection,
+        key_prefix=settings.key_prefix,
+        clock=clock,
+        revocation_sync_interval=settings.revocation_sync_interval.total_seconds(),
+        revocation_retention=revocation_retention,
+        sealer=sealer,
+        allow_plaintext=allow_plaintext,
     )

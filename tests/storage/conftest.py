@@ -13,9 +13,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
+from mcp_authserver.server import storage_from_settings
 from mcp_authserver.settings import StorageSettings
 from mcp_authserver.storage import InMemoryStorage, Storage
-from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.testing import FakeClock
 
 StorageFactory = Callable[[FakeClock, pytest.FixtureRequest], AbstractAsyncContextManager[Storage]]

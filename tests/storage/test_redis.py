@@ -20,9 +20,9 @@ from redis.crc import key_slot
 
 from mcp_authserver._crypto import credential_hash
 from mcp_authserver.errors import StorageError
+from mcp_authserver.server import storage_from_settings
 from mcp_authserver.settings import StorageSettings
 from mcp_authserver.storage import RedisStorage
-from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.storage.records import DCRKey
 from mcp_authserver.storage.sealing import Sealer
 from mcp_authserver.testing import FakeClock

@@ -13,9 +13,9 @@ import pytest
 
 from mcp_authserver import cli
 from mcp_authserver.errors import ConfigurationError, StorageError
+from mcp_authserver.server import storage_from_settings
 from mcp_authserver.settings import AuthServerSettings, StorageSettings
 from mcp_authserver.storage import RedisStorage
-from mcp_authserver.storage.connect import storage_from_settings
 from mcp_authserver.testing import FakeClock
 from tests import redis_servers
 from tests.harness import running_harness

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Mapping
 from typing import Literal
 
 from starlette.responses import Response
@@ -27,7 +28,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_authserver._crypto import credential_hash
 from mcp_authserver.errors import StorageError
 from mcp_authserver.http.render import too_many_requests
-from mcp_authserver.settings import RateLimitSettings
 from mcp_authserver.storage.protocols import RateLimitStore
 
 logger = logging.getLogger(__name__)
@@ -40,15 +40,10 @@ _MAX_SUBJECT = 128
 class RateLimiter:
     """Counts requests per rule and subject; built only when rate limiting is on."""
 
-    def __init__(self, store: RateLimitStore, settings: RateLimitSettings) -> None:
+    def __init__(self, store: RateLimitStore, limits: Mapping[Rule, int]) -> None:
+        """`limits`: requests per minute, for every rule."""
         self._store = store
-        self._limits: dict[Rule, int] = {
-            "register": settings.register_per_minute,
-            "authorize": settings.authorize_per_minute,
-            "consent": settings.consent_per_minute,
-            "token": settings.token_per_minute,
-            "token-client": settings.token_per_client_per_minute,
-        }
+        self._limits = dict(limits)
         self._failing = False
 
     async def wait(self, rule: Rule, subject: str) -> float:

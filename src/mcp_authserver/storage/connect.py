@@ -1,9 +1,13 @@
-"""Building a storage backend from `StorageSettings`: the one place storage URLs are understood."""
+"""Connecting to Redis from a storage URL and its credentials: the one place storage URLs are understood.
+
+`server.py` turns the settings into a `RedisConnection`; nothing here reads them.
+"""
 
 from __future__ import annotations
 
 import inspect
 import ssl
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -16,51 +20,62 @@ from redis.backoff import NoBackoff
 from mcp_authserver._clock import Clock
 from mcp_authserver._storage_url import StorageURL
 from mcp_authserver.errors import ConfigurationError
-from mcp_authserver.settings import StorageSettings
-from mcp_authserver.storage.memory import InMemoryStorage
-from mcp_authserver.storage.protocols import Storage
 from mcp_authserver.storage.redis import RedisStorage
 from mcp_authserver.storage.sealing import Sealer
 
-__all__ = ["storage_from_settings"]
+__all__ = ["RedisConnection", "redis_storage"]
 
 
-def storage_from_settings(
-    settings: StorageSettings,
+@dataclass(frozen=True)
+class RedisConnection:
+    """Where Redis is and how to get in; `shown_url` is the URL without credentials, for logs and errors."""
+
+    url: str = field(repr=False)
+    shown_url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+    tls_ca_file: str | None = None
+    socket_timeout: float = 2.0
+    pool_size: int = 50
+    pool_timeout: float = 2.0
+
+
+def redis_storage(
+    connection: RedisConnection,
     *,
+    key_prefix: str,
     clock: Clock,
+    revocation_sync_interval: float,
+    revocation_retention: float,
     sealer: Sealer | None = None,
     allow_plaintext: bool = False,
-    revocation_retention: float = 3630.0,
-) -> Storage:
+) -> RedisStorage:
     """No connection is made here: a server whose Redis is down still starts, and answers 503.
 
-    `sealer` encrypts the records at rest; process memory is not "at rest", so the memory backend keeps
-    them as they are. `revocation_retention` is the longest an access token lives (ttl + leeway).
+    `revocation_retention` is the longest an access token lives (ttl + leeway).
     """
-    if settings.is_memory:
-        return InMemoryStorage(max_entries=settings.max_entries, clock=clock)
     return RedisStorage(
-        _checked_redis_client(settings),
-        key_prefix=settings.key_prefix,
+        _checked_redis_client(connection),
+        key_prefix=key_prefix,
         clock=clock,
-        revocation_sync_interval=settings.revocation_sync_interval.total_seconds(),
+        revocation_sync_interval=revocation_sync_interval,
         revocation_retention=revocation_retention,
-        description=settings.redacted_url,
+        description=connection.shown_url,
         sealer=sealer,
         allow_plaintext=allow_plaintext,
-        pool_size=settings.pool_size,
-        pool_timeout=settings.pool_timeout,
-        socket_timeout=settings.socket_timeout,
+        pool_size=connection.pool_size,
+        pool_timeout=connection.pool_timeout,
+        socket_timeout=connection.socket_timeout,
     )
 
 
-def _checked_redis_client(settings: StorageSettings) -> Redis | RedisCluster:
+def _checked_redis_client(connection: RedisConnection) -> Redis | RedisCluster:
     """The client, or ConfigurationError naming the URL without its credentials: redis-py's own messages
     may quote a piece of it (a port that is not a number: part of a password with an unescaped `/`)."""
-    url = StorageURL.of(settings.url)
+    url = StorageURL.of(connection.url)
     try:
-        return _redis_client(settings, url)
+        return _redis_client(connection, url)
     except ConfigurationError:
         raise
     except (ValueError, TypeError) as exc:
@@ -71,29 +86,29 @@ def _checked_redis_client(settings: StorageSettings) -> Redis | RedisCluster:
 _MALFORMED = "not a valid URL; a reserved character in the password (/ ? # @) must be percent-encoded"
 
 
-def _redis_client(settings: StorageSettings, url: StorageURL) -> Redis | RedisCluster:
-    parts = urlsplit(settings.url)
+def _redis_client(connection: RedisConnection, url: StorageURL) -> Redis | RedisCluster:
+    parts = urlsplit(connection.url)
     scheme = parts.scheme.lower()
     userinfo, _, hosts = parts.netloc.rpartition("@")
     url_user, _, url_password = userinfo.partition(":")
     common: dict[str, Any] = {
-        "username": settings.username or unquote(url_user) or None,
-        "password": settings.resolved_password() or unquote(url_password) or None,
-        "socket_timeout": settings.socket_timeout,
-        "socket_connect_timeout": settings.socket_timeout,
+        "username": connection.username or unquote(url_user) or None,
+        "password": connection.password or unquote(url_password) or None,
+        "socket_timeout": connection.socket_timeout,
+        "socket_connect_timeout": connection.socket_timeout,
         # Retries are ours (`StoreGuard`): only idempotent operations, and never after a timeout. redis-py's
         # own default retries every command, with backoff, for many seconds after a restart.
         "retry": Retry(NoBackoff(), 0),
         # The guard lets `pool_size` operations run at once; the revocation feed holds two more of its own.
-        "max_connections": settings.pool_size + 2,
+        "max_connections": connection.pool_size + 2,
         **_stale_connection_check(),
     }
     tls = scheme.startswith("rediss")
     if tls:
-        common.update(_tls(settings))
+        common.update(_tls(connection))
 
     if scheme in ("redis", "rediss", "unix"):
-        plain = parts._replace(netloc=hosts).geturl() if scheme != "unix" else settings.url
+        plain = parts._replace(netloc=hosts).geturl() if scheme != "unix" else connection.url
         if tls:
             common.pop("ssl", None)
         client = Redis.from_url(plain, **common)
@@ -112,11 +127,11 @@ def _redis_client(settings: StorageSettings, url: StorageURL) -> Redis | RedisCl
             f"MCP_AUTHSERVER_STORAGE__URL ({url.shown}): a Sentinel URL ends with /<service name>[/<db>]"
         )
     db = int(path[1]) if len(path) > 1 else int(parse_qs(parts.query).get("db", ["0"])[0])
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": settings.socket_timeout}
-    if settings.sentinel_password is not None:
-        sentinel_kwargs["password"] = settings.sentinel_password.get_secret_value()
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": connection.socket_timeout}
+    if connection.sentinel_password is not None:
+        sentinel_kwargs["password"] = connection.sentinel_password
     if tls:
-        sentinel_kwargs.update(_tls(settings))
+        sentinel_kwargs.update(_tls(connection))
     sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_kwargs, **common)  # type: ignore[no-untyped-call]
     master: Redis = sentinel.master_for(path[0], db=db)
     return master
@@ -148,8 +163,8 @@ def _hosts(netloc: str, url: StorageURL) -> list[tuple[str, int]]:
     return nodes
 
 
-def _tls(settings: StorageSettings) -> dict[str, Any]:
+def _tls(connection: RedisConnection) -> dict[str, Any]:
     options: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": ssl.CERT_REQUIRED}
-    if settings.tls_ca_file is not None:
-        options["ssl_ca_certs"] = str(settings.tls_ca_file)
+    if connection.tls_ca_file is not None:
+        options["ssl_ca_certs"] = str(connection.tls_ca_file)
     return options

@@ -73,37 +73,37 @@ class UpstreamDiscovery:
         return self._metadata
 
 
-async def discover(settings: UpstreamConfig, get: Getter) -> UpstreamMetadata:
-    """The upstream's metadata: discovered from its issuer, or all from the settings.
+async def discover(config: UpstreamConfig, get: Getter) -> UpstreamMetadata:
+    """The upstream's metadata: discovered from its issuer, or all from the config.
 
     Discovery is skipped only when the settings name every endpoint a login uses (the JWKS for
     OIDC, userinfo for plain OAuth 2.0) and a client id (registering needs the discovered
     registration_endpoint); the issuer ID tokens are checked against is then the configured one.
     """
-    authorization, token = settings.authorization_endpoint, settings.token_endpoint
-    identifies = settings.jwks_uri if settings.is_oidc else settings.userinfo_endpoint
-    if authorization and token and (settings.issuer is None or (identifies and settings.client_id)):
+    authorization, token = config.authorization_endpoint, config.token_endpoint
+    identifies = config.jwks_uri if config.is_oidc else config.userinfo_endpoint
+    if authorization and token and (config.issuer is None or (identifies and config.client_id)):
         return UpstreamMetadata(
-            issuer=settings.issuer,
+            issuer=config.issuer,
             authorization_endpoint=authorization,
             token_endpoint=token,
-            userinfo_endpoint=settings.userinfo_endpoint,
-            jwks_uri=settings.jwks_uri,
-            revocation_endpoint=settings.revocation_endpoint,
+            userinfo_endpoint=config.userinfo_endpoint,
+            jwks_uri=config.jwks_uri,
+            revocation_endpoint=config.revocation_endpoint,
             # Unknown without discovery: any asymmetric algorithm whose key type fits (upstream/jwks.py).
             id_token_algorithms=ID_TOKEN_ALGORITHMS,
         )
-    if settings.issuer is None:  # settings validation requires both endpoints without an issuer
+    if config.issuer is None:  # settings validation requires both endpoints without an issuer
         raise UpstreamError("the upstream has neither an issuer nor explicit endpoints")
-    document = await _fetch_discovery(settings.issuer.rstrip("/"), get)
+    document = await _fetch_discovery(config.issuer.rstrip("/"), get)
     configured = {
-        "authorization_endpoint": settings.authorization_endpoint,
-        "token_endpoint": settings.token_endpoint,
-        "userinfo_endpoint": settings.userinfo_endpoint,
-        "jwks_uri": settings.jwks_uri,
-        "revocation_endpoint": settings.revocation_endpoint,
+        "authorization_endpoint": config.authorization_endpoint,
+        "token_endpoint": config.token_endpoint,
+        "userinfo_endpoint": config.userinfo_endpoint,
+        "jwks_uri": config.jwks_uri,
+        "revocation_endpoint": config.revocation_endpoint,
     }
-    used = [*configured] + ([] if settings.client_id else ["registration_endpoint"])
+    used = [*configured] + ([] if config.client_id else ["registration_endpoint"])
     endpoints = {name: configured.get(name) or _discovered_endpoint(document, name) for name in used}
     authorization, token = endpoints["authorization_endpoint"], endpoints["token_endpoint"]
     if authorization is None or token is None:
