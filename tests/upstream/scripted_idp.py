@@ -43,6 +43,7 @@ class ScriptedIdP:
     discovery: dict[str, Any] = field(default_factory=dict)
     """Members added to (or, as None, removed from) the discovery document."""
     jwks_requests: int = 0
+    discovery_requests: int = 0
     revocations: list[httpx.Request] = field(default_factory=list)
     revocation_status: int = 200
 
@@ -63,6 +64,7 @@ class ScriptedIdP:
             return answer
         path = request.url.path
         if path == "/.well-known/openid-configuration":
+            self.discovery_requests += 1
             document = {
                 "issuer": self.discovery_issuer, "authorization_endpoint": f"{ISSUER}/authorize",
                 "token_endpoint": f"{ISSUER}/token", "jwks_uri": f"{ISSUER}/jwks",
@@ -91,10 +93,12 @@ class ScriptedIdP:
         return httpx.Response(404)
 
 
-def scripted_provider(idp: ScriptedIdP, *, clock: Clock = system_clock, **settings: Any) -> UpstreamProvider:
+def scripted_provider(
+    idp: ScriptedIdP, *, clock: Clock = system_clock, transport: httpx.AsyncBaseTransport | None = None, **settings: Any
+) -> UpstreamProvider:
     values: dict[str, Any] = {"issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": "s3cr:t/+"}
     values.update(settings)
-    http = httpx.AsyncClient(transport=httpx.MockTransport(idp.handler))
+    http = httpx.AsyncClient(transport=transport or httpx.MockTransport(idp.handler))
     return UpstreamProvider(
         upstream_config(UpstreamSettings(**values)),
         http=http,

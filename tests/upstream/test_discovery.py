@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from mcp_authserver.errors import UpstreamError
+from mcp_authserver.testing import FakeClock
 from tests.upstream.scripted_idp import ISSUER, ScriptedIdP, scripted_provider
 
 pytestmark = pytest.mark.anyio
@@ -59,3 +62,35 @@ async def test_the_iss_parameter_promise_and_the_revocation_endpoint_are_read_fr
     assert metadata.iss_parameter_supported is True
     assert metadata.revocation_endpoint == f"{ISSUER}/revoke"
     assert (await scripted_provider(ScriptedIdP()).metadata()).iss_parameter_supported is False
+
+
+async def test_the_metadata_is_kept_for_the_discovery_ttl_then_fetched_again(clock: FakeClock) -> None:
+    idp = ScriptedIdP()
+    provider = scripted_provider(idp, clock=clock, discovery_ttl=600)
+    await provider.metadata()
+    clock.advance(599)
+    await provider.metadata()
+    assert idp.discovery_requests == 1
+
+    clock.advance(1)
+    idp.discovery = {"revocation_endpoint": f"{ISSUER}/revoke-v2"}
+    assert (await provider.metadata()).revocation_endpoint == f"{ISSUER}/revoke-v2"
+    assert idp.discovery_requests == 2
+
+
+async def test_concurrent_logins_that_find_no_metadata_discover_it_once(clock: FakeClock) -> None:
+    idp = ScriptedIdP()
+    answer = asyncio.Event()
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await answer.wait()  # every login asks before the first answer arrives
+        return idp.handler(request)
+
+    provider = scripted_provider(idp, clock=clock, transport=httpx.MockTransport(held))
+    logins = [asyncio.create_task(provider.metadata()) for _ in range(10)]
+    await asyncio.sleep(0)
+    answer.set()
+    results = await asyncio.gather(*logins)
+
+    assert idp.discovery_requests == 1
+    assert len({id(metadata) for metadata in results}) == 1

@@ -1,65 +1,86 @@
-"""A bounded map whose entries expire: the building block of the in-memory backend."""
+"""A bounded map whose entries expire: the building block of the in-memory backend.
+
+cachetools' `TLRUCache` keeps the entries, each with its own expiry time, and drops expired ones
+cheaply (a heap of expiry times). What it does when full is the one thing changed: a cache makes
+room by evicting its least recently used entry, which for these tables would silently end
+someone's login or forget a revocation. A full table refuses the new key instead (StorageError,
+which the server answers with 503) and keeps every live entry.
+"""
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, NamedTuple, NoReturn, TypeVar
+
+from cachetools import TLRUCache
 
 from mcp_authserver._clock import Clock
 from mcp_authserver.errors import StorageError
 
-__all__ = ["ExpiringTable"]
+__all__ = ["ExpiringTable", "RefusingTLRUCache"]
 
 K = TypeVar("K")
 V = TypeVar("V")
 
 
-class ExpiringTable(Generic[K, V]):
-    """A bounded map whose entries carry their own expiry time.
+class RefusingTLRUCache(TLRUCache[K, V, float]):
+    """A `TLRUCache` that, when full of live entries, refuses a new key rather than evict one.
 
-    A plain dict, so a lookup is one dict access and at most one clock read (a miss reads none); a heap
-    of expiry times lets a full table drop its expired entries without scanning them all.
+    `Cache.__setitem__` calls `popitem` to make room only after `TLRUCache` has dropped the expired
+    entries, so reaching `popitem` means every entry is live.
+    """
+
+    def __init__(self, name: str, maxsize: int, ttu: Callable[[K, V, float], float], clock: Clock) -> None:
+        super().__init__(maxsize, ttu, timer=clock)
+        self.name = name
+
+    def popitem(self) -> NoReturn:
+        raise StorageError(f"the in-memory {self.name} table is full")
+
+
+class _Entry(NamedTuple, Generic[V]):
+    expires_at: float
+    value: V
+
+
+def _expires_at(_key: object, entry: _Entry[V], _now: float) -> float:
+    return entry.expires_at
+
+
+class ExpiringTable(Generic[K, V]):
+    """A bounded map whose entries carry their own expiry time (or none: `ttl=None`).
+
+    A narrow wrapper rather than the cache itself, so no caller can store a value without saying when
+    it expires, and a lookup of a missing or expired key is `None`, not an exception.
     """
 
     def __init__(self, name: str, maxsize: int, clock: Clock) -> None:
-        self._name = name
         self._clock = clock
-        self._maxsize = maxsize
-        self._items: dict[K, tuple[float, V]] = {}
-        # (expires_at, tie-breaker, key), so keys need not be orderable. An entry goes stale when its key
-        # is overwritten or popped: `expire` skips those, `_compact` drops them once they pile up.
-        self._expiries: list[tuple[float, int, K]] = []
-        self._sequence = itertools.count()
+        self._entries: RefusingTLRUCache[K, _Entry[V]] = RefusingTLRUCache(name, maxsize, _expires_at, clock)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, key: K) -> V | None:
-        item = self._items.get(key)
-        if item is None:
+        try:
+            return self._entries[key].value
+        except KeyError:
             return None
-        if item[0] <= self._clock():
-            del self._items[key]
-            return None
-        return item[1]
 
     def put(self, key: K, value: V, ttl: float | None) -> None:
         self.put_until(key, value, math.inf if ttl is None else self._clock() + ttl)
 
     def put_until(self, key: K, value: V, expires_at: float) -> None:
-        items = self._items
-        if key not in items and len(items) >= self._maxsize:
-            self.expire()
-            if len(items) >= self._maxsize:
-                raise StorageError(f"the in-memory {self._name} table is full")
-        items[key] = (expires_at, value)
-        if expires_at != math.inf:
-            heapq.heappush(self._expiries, (expires_at, next(self._sequence), key))
-            if len(self._expiries) > 2 * len(items) + 1024:
-                self._compact()
+        """Raises StorageError when the table is full of live entries and `key` is not one of them."""
+        self._entries[key] = _Entry(expires_at, value)
 
     def expires_at(self, key: K) -> float:
-        item = self._items.get(key)
-        return 0.0 if item is None else item[0]
+        """When a live entry expires; 0.0 for a missing one."""
+        try:
+            return self._entries[key].expires_at
+        except KeyError:
+            return 0.0
 
     def extend(self, key: K, expires_at: float) -> None:
         """Give a live entry a new expiry time; nothing happens to a missing one."""
@@ -68,20 +89,8 @@ class ExpiringTable(Generic[K, V]):
             self.put_until(key, value, expires_at)
 
     def pop(self, key: K) -> V | None:
-        item = self._items.pop(key, None)
-        if item is None or item[0] <= self._clock():
-            return None
-        return item[1]
+        entry = self._entries.pop(key, None)
+        return None if entry is None else entry.value
 
     def expire(self) -> None:
-        now = self._clock()
-        heap, items = self._expiries, self._items
-        while heap and heap[0][0] <= now:
-            expires_at, _, key = heapq.heappop(heap)
-            item = items.get(key)
-            if item is not None and item[0] == expires_at:
-                del items[key]
-
-    def _compact(self) -> None:
-        self._expiries = [(exp, next(self._sequence), key) for key, (exp, _) in self._items.items() if exp != math.inf]
-        heapq.heapify(self._expiries)
+        self._entries.expire()

@@ -27,9 +27,9 @@ from redis.asyncio.cluster import RedisCluster
 from mcp_authserver._clock import Clock
 from mcp_authserver._crypto import new_secret
 from mcp_authserver.errors import StorageError
-from mcp_authserver.storage.expiring_table import ExpiringTable
 from mcp_authserver.storage.guard import StoreGuard
 from mcp_authserver.storage.redis_scripts import REVOCATION_EVENT, REVOCATION_SYNC
+from mcp_authserver.storage.revocation_copy import RevocationCopy
 
 __all__ = ["RevocationFeed"]
 
@@ -65,7 +65,7 @@ class RevocationFeed:
         # The feed's keys outlive every entry and the tokens any floor refuses, while no replica runs.
         self._keep_ms = int(2 * max(retention, 600.0) * 1000)
         self._on_change = on_change
-        self._entries: ExpiringTable[str, int] = ExpiringTable("revocations", 2**62, clock)
+        self._entries = RevocationCopy(clock)
         self._generation: str | None = None
         self._cursor = 0
         self._floor = 0.0
@@ -94,8 +94,7 @@ class RevocationFeed:
     def is_revoked(self, grant_id: str, *, generation: int, issued_at: float) -> bool:
         if issued_at < self._floor:
             return True
-        cutoff = self._entries.get(grant_id)
-        return cutoff is not None and generation < cutoff
+        return generation < self._entries.cutoff(grant_id)
 
     async def ensure_fresh(self) -> None:
         """Bring the copy up to date if it is not; every caller shares one refresh (StorageError if it fails)."""
@@ -161,12 +160,7 @@ class RevocationFeed:
         self._on_change(None)
 
     def _apply(self, grant_id: str, cutoff: int, expires_at: float) -> None:
-        if expires_at <= self._clock():
-            return
-        table = self._entries
-        current = table.get(grant_id) or 0
-        if cutoff > current or expires_at > table.expires_at(grant_id):
-            table.put_until(grant_id, max(cutoff, current), max(expires_at, table.expires_at(grant_id)))
+        if self._entries.apply(grant_id, cutoff, expires_at):
             self._epoch += 1
 
     # The background reader

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from cachetools import TTLCache
 
 from mcp_authserver._clock import Clock
 from mcp_authserver.errors import UpstreamError
@@ -27,6 +28,8 @@ from mcp_authserver.upstream.sanitize import clean_error, json_object
 __all__ = ["UpstreamDiscovery", "UpstreamMetadata", "discover"]
 
 logger = logging.getLogger(__name__)
+
+_METADATA = "metadata"  # the cache's one key
 
 Getter = Callable[[str], Awaitable[httpx.Response]]
 """GET a URL at the upstream; raises UpstreamError when it cannot be reached or answers 5xx."""
@@ -58,19 +61,16 @@ class UpstreamDiscovery:
     def __init__(self, config: UpstreamConfig, get: Getter, *, clock: Clock) -> None:
         self._config = config
         self._get = get
-        self._clock = clock
-        self._metadata: UpstreamMetadata | None = None
-        self._expires = 0.0
+        self._cache: TTLCache[str, UpstreamMetadata] = TTLCache(maxsize=1, ttl=config.discovery_ttl, timer=clock)
         self._lock = asyncio.Lock()
 
     async def metadata(self) -> UpstreamMetadata:
-        if self._metadata is not None and self._clock() < self._expires:
-            return self._metadata
-        async with self._lock:
-            if self._metadata is None or self._clock() >= self._expires:
-                self._metadata = await discover(self._config, self._get)
-                self._expires = self._clock() + self._config.discovery_ttl
-        return self._metadata
+        if (metadata := self._cache.get(_METADATA)) is not None:
+            return metadata
+        async with self._lock:  # concurrent logins that found it stale discover it once
+            if (metadata := self._cache.get(_METADATA)) is None:
+                metadata = self._cache[_METADATA] = await discover(self._config, self._get)
+        return metadata
 
 
 async def discover(config: UpstreamConfig, get: Getter) -> UpstreamMetadata:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cachetools import TTLCache
 
 from mcp_authserver._clock import Clock
 from mcp_authserver.errors import UpstreamError
@@ -59,40 +60,45 @@ class _Key:
         return self.kty == kty and (curves is None or self.crv in curves)
 
 
+@dataclass(frozen=True)
+class _KeySet:
+    keys: tuple[_Key, ...]
+    fetched_at: float
+
+    def matching(self, algorithm: str, kid: str | None) -> list[Any]:
+        return [key.key for key in self.keys if (kid is None or key.kid == kid) and key.fits(algorithm)]
+
+
 class UpstreamKeySet:
     def __init__(self, fetch: Callable[[str], Awaitable[dict[str, Any]]], *, clock: Clock) -> None:
         """`fetch(url)` returns the JWKS document as a JSON object, or raises UpstreamError."""
         self._fetch_document = fetch
         self._clock = clock
-        self._uri: str | None = None
-        self._keys: tuple[_Key, ...] = ()
-        self._fetched = float("-inf")
+        # One set: the upstream publishes one JWKS, and a jwks_uri that discovery changed replaces it.
+        self._sets: TTLCache[str, _KeySet] = TTLCache(maxsize=1, ttl=JWKS_MAX_AGE, timer=clock)
         self._lock = asyncio.Lock()
 
     async def candidates(self, jwks_uri: str, *, algorithm: str, kid: str | None) -> list[Any]:
         """The public keys that may have signed a token with this `alg` and `kid` (any, without one)."""
-        if self._uri != jwks_uri or self._clock() - self._fetched >= JWKS_MAX_AGE:
-            await self._refresh(jwks_uri, older_than=JWKS_MAX_AGE)
-        found = self._matching(algorithm, kid)
-        if not found and self._clock() - self._fetched >= JWKS_UNKNOWN_KID_INTERVAL:
-            await self._refresh(jwks_uri, older_than=JWKS_UNKNOWN_KID_INTERVAL)
-            found = self._matching(algorithm, kid)
+        key_set = self._sets.get(jwks_uri) or await self._refresh(jwks_uri, older_than=JWKS_MAX_AGE)
+        found = key_set.matching(algorithm, kid)
+        if not found and self._clock() - key_set.fetched_at >= JWKS_UNKNOWN_KID_INTERVAL:
+            key_set = await self._refresh(jwks_uri, older_than=JWKS_UNKNOWN_KID_INTERVAL)
+            found = key_set.matching(algorithm, kid)
         return found
 
-    def _matching(self, algorithm: str, kid: str | None) -> list[Any]:
-        return [key.key for key in self._keys if (kid is None or key.kid == kid) and key.fits(algorithm)]
-
-    async def _refresh(self, jwks_uri: str, *, older_than: float) -> None:
+    async def _refresh(self, jwks_uri: str, *, older_than: float) -> _KeySet:
         async with self._lock:
             # Concurrent validations that all found the set stale fetch it once.
-            if self._uri == jwks_uri and self._clock() - self._fetched < older_than:
-                return
-            document = await self._fetch_document(jwks_uri)
-            keys = _parse(document)
+            cached = self._sets.get(jwks_uri)
+            if cached is not None and self._clock() - cached.fetched_at < older_than:
+                return cached
+            keys = _parse(await self._fetch_document(jwks_uri))
             if not keys:
                 raise UpstreamError("the upstream JWKS holds no usable key")
-            self._uri, self._keys, self._fetched = jwks_uri, keys, self._clock()
+            key_set = self._sets[jwks_uri] = _KeySet(keys, self._clock())
             logger.debug("upstream JWKS fetched: %d keys", len(keys), extra={"event": "upstream.jwks_fetched"})
+            return key_set
 
 
 def _parse(document: dict[str, Any]) -> tuple[_Key, ...]:
