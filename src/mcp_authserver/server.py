@@ -22,7 +22,6 @@ from mcp_authserver.http.cors import CORSPolicy
 from mcp_authserver.http.endpoint import Endpoint
 from mcp_authserver.http.introspect import IntrospectionEndpoint
 from mcp_authserver.http.metadata import DocumentEndpoint, JWKSEndpoint
-from mcp_authserver.http.rate_limit import RateLimiter, Rule
 from mcp_authserver.http.register import RegistrationEndpoint
 from mcp_authserver.http.revoke import RevocationEndpoint
 from mcp_authserver.http.routes import EndpointName, PathDispatcher, RouteTable
@@ -35,6 +34,7 @@ from mcp_authserver.services.authorization import AuthorizationService
 from mcp_authserver.services.clients import ClientService
 from mcp_authserver.services.grants import AuthorizationCodeGrant, GrantRegistry, RefreshTokenGrant, TokenIssuance
 from mcp_authserver.services.introspection import IntrospectionService
+from mcp_authserver.services.rate_limits import RateLimiter, Rule
 from mcp_authserver.services.revocation import RevocationService
 from mcp_authserver.settings import (
     AuthServerSettings,

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import demo_settings
-from mcp_authserver.http.rate_limit import client_address, client_subject
+from mcp_authserver.http.rate_limit import client_address
+from mcp_authserver.services.rate_limits import client_subject
 from mcp_authserver.testing import FakeClock
 from tests import redis_servers
 from tests.harness import HOST, ISSUER, PKCE, PORT, REDIRECT_URI, Harness, running_harness

@@ -15,11 +15,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_authserver.http.cors import CORSMiddleware, CORSPolicy
 from mcp_authserver.http.endpoint import Endpoint, EndpointApp
-from mcp_authserver.http.rate_limit import AddressLimit, RateLimiter, Rule
+from mcp_authserver.http.rate_limit import AddressLimit
 from mcp_authserver.http.render import send_json
 from mcp_authserver.http.security_headers import SecurityHeadersMiddleware
 from mcp_authserver.oauth import rfc8414, rfc9728
 from mcp_authserver.oauth.urls import origin, url_path
+from mcp_authserver.services.rate_limits import RateLimiter, Rule
 
 __all__ = ["PathDispatcher", "Route", "RouteTable", "route_path"]
 

@@ -9,11 +9,11 @@ from starlette.responses import Response
 
 from mcp_authserver.errors import InvalidRequestError, UnauthorizedClientError
 from mcp_authserver.http.client_auth import client_credentials
-from mcp_authserver.http.rate_limit import RateLimiter
-from mcp_authserver.http.render import json_response
+from mcp_authserver.http.render import json_response, too_many_requests
 from mcp_authserver.http.requests import read_form
 from mcp_authserver.services.clients import ClientService
 from mcp_authserver.services.grants import GrantRegistry
+from mcp_authserver.services.rate_limits import RateLimiter
 
 __all__ = ["TokenEndpoint"]
 
@@ -34,8 +34,8 @@ class TokenEndpoint:
         grant = self._grants.get(grant_type)
         credentials = client_credentials(request, params)
         # Per client id, from any address: before any authentication work is spent on it.
-        if self._limiter is not None and (refusal := await self._limiter.refuse_client(credentials.client_id)):
-            return refusal
+        if self._limiter is not None and (wait := await self._limiter.client_wait(credentials.client_id)):
+            return too_many_requests(wait, page_errors=False)
         client = await self._clients.authenticate(credentials)
         if grant_type not in client.grant_types:
             raise UnauthorizedClientError(f"this client is not registered for {grant_type}")

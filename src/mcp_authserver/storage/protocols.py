@@ -28,6 +28,7 @@ __all__ = [
     "DCRCredentialStore",
     "GrantStore",
     "LeaseStore",
+    "Lifecycle",
     "LoginStateStore",
     "RateLimitStore",
     "Redemption",
@@ -242,7 +243,17 @@ class DCRCredentialStore(Protocol):
     async def delete_dcr_resolution(self, key: DCRKey) -> None: ...
 
 
+class Lifecycle(Protocol):
+    """What the server does with a backend as a whole: check it at start, close it at stop."""
+
+    async def ping(self) -> None:
+        """Raise StorageError unless the backend answers and is ready to serve (the server calls it at start)."""
+
+    async def aclose(self) -> None: ...
+
+
 class Storage(
+    Lifecycle,
     ClientStore,
     LoginStateStore,
     RateLimitStore,
@@ -255,8 +266,3 @@ class Storage(
     Protocol,
 ):
     """Every contract in one backend, as the server uses it."""
-
-    async def ping(self) -> None:
-        """Raise StorageError unless the backend answers and is ready to serve (the server calls it at start)."""
-
-    async def aclose(self) -> None: ...
