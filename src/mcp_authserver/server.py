@@ -210,6 +210,8 @@ class EmbeddedAuthServer:
             # An approval is remembered as long as a registration in use is.
             approval_ttl=registration.client_ttl.total_seconds(),
         )
+        self.introspection = IntrospectionService(self.storage, self.verifier, issuer=settings.issuer)
+        """RFC 7662: what a token of ours is, for its client or a listed resource server."""
         self.upstream_refresher = UpstreamTokenRefresher(
             self.storage,
             self.upstream,
@@ -275,7 +277,7 @@ class EmbeddedAuthServer:
             ),
             "introspect": IntrospectionEndpoint(
                 self.clients,
-                IntrospectionService(self.storage, self.verifier, issuer=settings.issuer),
+                self.introspection,
                 {
                     server.client_id: credential_hash(server.resolved_secret())
                     for server in settings.introspection.resource_servers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
@@ -12,7 +12,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from mcp_authserver.middleware.bearer import get_principal
-from mcp_authserver.server import EmbeddedAuthServer
+
+if TYPE_CHECKING:
+    from mcp_authserver.server import EmbeddedAuthServer
 
 __all__ = ["build_mcp_app"]
 
