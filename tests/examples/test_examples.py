@@ -26,7 +26,7 @@ from mcp_authserver.testing import HeadlessBrowser, HeadlessMCPClient
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 BASE = "http://127.0.0.1:8000"
 CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}

@@ -39,7 +39,7 @@ LOGINS = 10
 
 
 class LiveServer:
-    """tests/integration/replica_app.py under uvicorn, in its own process, with its log in a file."""
+    """tests/end_to_end/replica_app.py under uvicorn, in its own process, with its log in a file."""
 
     def __init__(self, redis_port: int, upstream_url: str, directory: Path, **settings: str) -> None:
         self.port = redis_servers.free_port()
@@ -60,7 +60,7 @@ class LiveServer:
         })  # fmt: skip
         with self.log.open("wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "tests.integration.replica_app:create_app", "--factory",
+                [sys.executable, "-m", "uvicorn", "tests.end_to_end.replica_app:create_app", "--factory",
                  "--host", "127.0.0.1", "--port", str(self.port), "--log-config", str(log_config), "--no-access-log"],
                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
@@ -135,7 +135,7 @@ class LiveServer:
 _LOG_CONFIG = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"events": {"()": "tests.integration.replica_app.EventLines"}},
+    "formatters": {"events": {"()": "tests.end_to_end.replica_app.EventLines"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "events", "stream": "ext://sys.stderr"}},
     "loggers": {
         "mcp_authserver": {"level": "INFO", "handlers": ["stderr"], "propagate": False},

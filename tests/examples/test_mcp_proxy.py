@@ -18,9 +18,9 @@ from examples.mcp_proxy import create_app
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.testing import HeadlessBrowser
+from tests.end_to_end.conftest import free_port
+from tests.end_to_end.test_sdk_client import SDKClient
 from tests.harness import PKCE
-from tests.integration.conftest import free_port
-from tests.integration.test_sdk_client import SDKClient
 
 pytestmark = pytest.mark.anyio
 

@@ -37,7 +37,7 @@ class Replica:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = redis_servers.free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.integration.replica_app:create_app", "--factory",
+            [sys.executable, "-m", "uvicorn", "tests.end_to_end.replica_app:create_app", "--factory",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip

@@ -1,5 +1,5 @@
 """A replica for the multi-process tests: the authorization server from the environment, and a
-protected endpoint that says who called. Run with `uvicorn tests.integration.replica_app:create_app --factory`."""
+protected endpoint that says who called. Run with `uvicorn tests.end_to_end.replica_app:create_app --factory`."""
 
 from __future__ import annotations
 

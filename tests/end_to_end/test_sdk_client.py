@@ -12,7 +12,7 @@ from mcp import Client
 
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.testing import HeadlessBrowser, HeadlessMCPClient
-from tests.integration.conftest import free_port
+from tests.end_to_end.conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
