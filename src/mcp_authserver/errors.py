@@ -4,6 +4,7 @@
 AuthServerError                           base of everything raised here
 ├── ConfigurationError (ValueError)       bad settings, raised at construction, never per request
 ├── StorageError                          the storage backend failed (rendered as 503)
+│   └── StorageBusyError                  no connection to it became free in time
 ├── UpstreamError                         the upstream IdP is unreachable or misbehaving (rendered as 503)
 │   └── UpstreamRefreshError              the upstream refused a refresh token: the user must log in again
 └── OAuthError                            rendered as an RFC 6749 §5.2 / RFC 6750 §3 error response
@@ -49,6 +50,7 @@ __all__ = [
     "OAuthError",
     "RequestTooLargeError",
     "ServerError",
+    "StorageBusyError",
     "StorageError",
     "TemporarilyUnavailableError",
     "UnauthorizedClientError",
@@ -73,6 +75,10 @@ class StorageError(AuthServerError):
 
     Never a client mistake: the HTTP layer answers 503 `temporarily_unavailable` with `Retry-After`.
     """
+
+
+class StorageBusyError(StorageError):
+    """Every connection to the storage stayed in use for the whole wait: load, not an outage (also 503)."""
 
 
 class UpstreamError(AuthServerError):

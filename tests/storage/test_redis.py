@@ -8,9 +8,8 @@ import base64
 import contextlib
 import logging
 import secrets
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from mcp_authserver._crypto import credential_hash
-from mcp_authserver.errors import StorageError
+from mcp_authserver.errors import StorageBusyError, StorageError
 from mcp_authserver.server import storage_from_settings
 from mcp_authserver.settings import StorageSettings
 from mcp_authserver.storage import RedisStorage
@@ -59,11 +58,44 @@ async def _keys(storage: RedisStorage, prefix: str) -> list[bytes]:
     return [key async for key in storage.client.scan_iter(match=f"{prefix}:*")]
 
 
-async def _until(condition: Any, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        await asyncio.sleep(0.02)
+class Heard:
+    """What a replica's revocation copy took in (its watch callback), to wait on: changes, never time."""
+
+    def __init__(self, storage: RedisStorage) -> None:
+        self.grant_ids: list[str | None] = []
+        self._news = asyncio.Event()
+        storage.watch_upstream_tokens(self._hear)
+
+    def _hear(self, grant_id: str | None) -> None:
+        self.grant_ids.append(grant_id)
+        self._news.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(30):  # a guard against hanging only: changes arrive within milliseconds
+            while not condition():
+                self._news.clear()
+                await self._news.wait()
+
+
+class CommandCounter:
+    """The commands a Redis client sends, and the most that were waiting for an answer at once."""
+
+    def __init__(self, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent = 0
+        self.most_in_flight = 0
+        self._in_flight = 0
+        send = client.execute_command
+
+        async def counted(*args: Any, **options: Any) -> Any:
+            self.sent += 1
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+            try:
+                return await send(*args, **options)
+            finally:
+                self._in_flight -= 1
+
+        monkeypatch.setattr(client, "execute_command", counted)
 
 
 # Keys
@@ -150,25 +182,25 @@ async def test_a_unix_socket_url_works(clock: FakeClock, tmp_path: Path) -> None
 
 
 async def test_a_revocation_on_one_replica_wakes_another_at_once(redis_url: str, clock: FakeClock) -> None:
-    # Polling alone would take up to 5 s here: the other replica is woken by the change itself.
+    # The other replica's own re-read is 300 s away here (half the socket timeout): only the wake-up that the
+    # change itself sends can bring it the revocation before `Heard.until` gives up.
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    settings: dict[str, Any] = {"revocation_sync_interval": 5, "socket_timeout": 10}
+    settings: dict[str, Any] = {"revocation_sync_interval": 3600, "socket_timeout": 600}
     one, two = (
         _storage(redis_url, clock, key_prefix=prefix, **settings),
         _storage(redis_url, clock, key_prefix=prefix, **settings),
     )
     await one.ping()
     await two.ping()
+    heard = Heard(two)
     epoch = two.revocation_epoch
     grant_id = new_id()
 
     await one.revoke_grant(grant_id, ttl=600)
 
     assert await one.is_revoked(grant_id, generation=0, issued_at=clock.now)  # at once where it was made
-    started = time.monotonic()
-    while not await two.is_revoked(grant_id, generation=0, issued_at=clock.now):
-        assert time.monotonic() - started < 2.0, "the other replica was not woken by the change"
-        await asyncio.sleep(0.01)
+    await heard.until(lambda: grant_id in heard.grant_ids)
+    assert await two.is_revoked(grant_id, generation=0, issued_at=clock.now)
     assert two.revocation_epoch != epoch
     await one.aclose()
     await two.aclose()
@@ -182,14 +214,13 @@ async def test_one_new_revocation_costs_another_replica_one_change_however_many_
     for _ in range(2000):
         await one.revoke_grant(new_id(), ttl=600)
     await two.ping()  # loads the 2,000 entries
-    heard: list[str | None] = []
-    two.watch_upstream_tokens(heard.append)
+    heard = Heard(two)
     grant_id = new_id()
 
     await one.revoke_grant(grant_id, ttl=600)
-    await _until(lambda: grant_id in heard)
+    await heard.until(lambda: grant_id in heard.grant_ids)
 
-    assert heard == [grant_id]
+    assert heard.grant_ids == [grant_id]
     assert await two.is_revoked(grant_id, generation=0, issued_at=clock.now)
     await one.aclose()
     await two.aclose()
@@ -212,12 +243,14 @@ async def test_a_revocation_copy_that_cannot_be_refreshed_is_not_trusted(clock: 
         storage = _storage(f"redis://127.0.0.1:{server.port}/0", clock, revocation_sync_interval=0.1)
         assert await storage.is_revoked("g", generation=0, issued_at=clock.now) is False
         server.stop()
-        await _until(lambda: storage.revocation_epoch < 0)
+        clock.advance(2)  # past three sync intervals and a second (1.3 s) without a successful read
+
+        assert storage.revocation_epoch < 0  # callers must ask, and asking fails
         with pytest.raises(StorageError):
             await storage.is_revoked("g", generation=0, issued_at=clock.now)
         server.start()
-        await _until(lambda: storage.revocation_epoch >= 0)
         assert await storage.is_revoked("g", generation=0, issued_at=clock.now) is False
+        assert storage.revocation_epoch >= 0
         await storage.aclose()
 
 
@@ -240,14 +273,16 @@ async def test_revoked_tokens_stay_refused_when_the_revocation_keys_are_flushed_
     one, two = _storage(redis_url, clock, key_prefix=prefix), _storage(redis_url, clock, key_prefix=prefix)
     await one.ping()
     await two.ping()
+    heard_by_one, heard_by_two = Heard(one), Heard(two)
     revoked, innocent = new_id(), new_id()
     issued_before = clock.now - 10
     await one.revoke_grant(revoked, ttl=600)
-    await _until(lambda: two._feed.is_revoked(revoked, generation=0, issued_at=issued_before))
+    await heard_by_two.until(lambda: revoked in heard_by_two.grant_ids)
     clock.advance(1)
 
     await _delete(redis_url, *_feed_keys(prefix))
-    await _until(lambda: two.revocation_floor > 0 and one.revocation_floor > 0)
+    await heard_by_one.until(lambda: one.revocation_floor > 0)
+    await heard_by_two.until(lambda: two.revocation_floor > 0)
     three = _storage(redis_url, clock, key_prefix=prefix)  # started after the loss
 
     for replica in (one, two, three):
@@ -266,6 +301,7 @@ async def test_a_failover_to_a_replica_that_missed_revocations_is_noticed(redis_
     one, two = _storage(redis_url, clock, key_prefix=prefix), _storage(redis_url, clock, key_prefix=prefix)
     await one.ping()
     await two.ping()
+    heard = Heard(two)
     kept, lost = new_id(), new_id()
     await one.revoke_grant(kept, ttl=600)
     admin = Redis.from_url(redis_url)
@@ -273,7 +309,7 @@ async def test_a_failover_to_a_replica_that_missed_revocations_is_noticed(redis_
     try:
         snapshot = await admin.hgetall(meta)
         await one.revoke_grant(lost, ttl=600)
-        await _until(lambda: two._feed.is_revoked(lost, generation=0, issued_at=clock.now))
+        await heard.until(lambda: lost in heard.grant_ids)
         # What a replica that lagged by one change would hold after a failover: the state before it.
         await admin.zrem(changes, lost)
         await admin.zrem(expiry, lost)
@@ -284,7 +320,7 @@ async def test_a_failover_to_a_replica_that_missed_revocations_is_noticed(redis_
     issued_before = clock.now
     clock.advance(1)
 
-    await _until(lambda: two.revocation_floor > issued_before)
+    await heard.until(lambda: two.revocation_floor > issued_before)
     three = _storage(redis_url, clock, key_prefix=prefix)
 
     assert await three.is_revoked(lost, generation=0, issued_at=issued_before)
@@ -453,66 +489,56 @@ async def test_load_waits_for_a_turn_instead_of_failing(redis_url: str, clock: F
     await storage.aclose()
 
 
-async def test_a_turn_not_given_in_time_is_a_storage_error(clock: FakeClock) -> None:
+async def test_a_turn_not_given_in_time_is_a_storage_busy_error(clock: FakeClock) -> None:
     redis_servers.require_redis()
     with redis_servers.standalone() as server:
-        url = f"redis://127.0.0.1:{server.port}/0"
-        storage = _storage(url, clock, pool_size=1, pool_timeout=0.05)
+        storage = _storage(f"redis://127.0.0.1:{server.port}/0", clock, pool_size=1, pool_timeout=0.05)
         await storage.get_client(new_id())  # connected
-        admin = Redis.from_url(url)
-        await admin.client_pause(500)  # every client stalls, ours included, for half a second
+        server.freeze()
+        try:
+            # The first takes the only turn and waits on the frozen server; the second waits for the turn.
+            results = await asyncio.gather(
+                storage.get_client(new_id()), storage.get_client(new_id()), return_exceptions=True
+            )
+        finally:
+            server.thaw()
 
-        results = await asyncio.gather(
-            storage.get_client(new_id()), storage.get_client(new_id()), return_exceptions=True
-        )
-
-        await admin.aclose()
-        assert results[0] is None
-        assert isinstance(results[1], StorageError)
-        assert "busy" in str(results[1])
+        assert isinstance(results[1], StorageBusyError)
         await storage.aclose()
 
 
-async def test_a_stall_costs_each_request_one_socket_timeout_not_one_per_request_before_it(clock: FakeClock) -> None:
+async def test_a_stall_costs_each_request_one_socket_timeout_not_one_per_request_before_it(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     redis_servers.require_redis()
     with redis_servers.standalone() as server:
-        url = f"redis://127.0.0.1:{server.port}/0"
-        storage = _storage(url, clock, socket_timeout=0.5)
+        storage = _storage(f"redis://127.0.0.1:{server.port}/0", clock, socket_timeout=0.5)
         await storage.get_client(new_id())
-        admin = Redis.from_url(url)
-        await admin.client_pause(1500)
-        started = time.monotonic()
+        commands = CommandCounter(storage.client, monkeypatch)
+        server.freeze()
+        try:
+            results = await asyncio.gather(*(storage.get_client(new_id()) for _ in range(20)), return_exceptions=True)
+        finally:
+            server.thaw()
 
-        results = await asyncio.gather(*(storage.get_client(new_id()) for _ in range(20)), return_exceptions=True)
-
-        elapsed = time.monotonic() - started
         assert all(isinstance(result, StorageError) for result in results)
-        # Twenty requests one after the other behind a lock would take 10 s; together they take about one timeout.
-        assert elapsed < 1.4, elapsed
-        deadline = time.monotonic() + 5
-        while True:  # once the stall is over, requests go through again
-            try:
-                assert await storage.get_client(new_id()) is None
-                break
-            except StorageError:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.1)
-        await admin.aclose()
+        # All twenty waited on Redis together, one command each: one timeout for all, not one after another.
+        assert (commands.sent, commands.most_in_flight) == (20, 20)
+        clock.advance(0.5)  # no new attempt for one socket timeout after a stall; then Redis answers again
+        assert await storage.get_client(new_id()) is None
         await storage.aclose()
 
 
 async def test_calls_made_one_after_another_during_a_stall_cost_one_socket_timeout_not_one_each(
-    clock: FakeClock,
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A token request counts two rate limits, which let it through when they fail, then reads its client:
-    a new probe for each call would make it wait out three timeouts."""
+    a new attempt for each call would make it wait out three timeouts."""
     redis_servers.require_redis()
     with redis_servers.standalone() as server:
-        url = f"redis://127.0.0.1:{server.port}/0"
-        storage = _storage(url, clock, socket_timeout=0.5)
+        storage = _storage(f"redis://127.0.0.1:{server.port}/0", clock, socket_timeout=0.5)
         await storage.get_client(new_id())
-        admin = Redis.from_url(url)
-        await admin.client_pause(2000)
+        commands = CommandCounter(storage.client, monkeypatch)
 
         async def request() -> None:
             for rule in ("address", "client"):
@@ -520,13 +546,14 @@ async def test_calls_made_one_after_another_during_a_stall_cost_one_socket_timeo
                     await storage.hit_rate_limit(f"{rule}:{new_id()}", limit=10, window=60)
             await storage.get_client(new_id())
 
-        started = time.monotonic()
-        results = await asyncio.gather(*(request() for _ in range(20)), return_exceptions=True)
+        server.freeze()
+        try:
+            results = await asyncio.gather(*(request() for _ in range(20)), return_exceptions=True)
+        finally:
+            server.thaw()
 
-        elapsed = time.monotonic() - started
         assert all(isinstance(result, StorageError) for result in results)
-        assert elapsed < 1.2, elapsed  # one timeout (0.5 s) and room; one per call would be 1.5 s
-        await admin.aclose()
+        assert commands.sent == 20  # each request's first call waited on Redis; its next two failed at once
         await storage.aclose()
 
 

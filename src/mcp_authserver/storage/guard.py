@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis import exceptions as redis_errors
 
-from mcp_authserver.errors import StorageError
+from mcp_authserver._clock import Clock, system_clock
+from mcp_authserver.errors import StorageBusyError, StorageError
 
 __all__ = ["StoreGuard"]
 
@@ -53,8 +53,10 @@ class StoreGuard:
         wait_timeout: float,
         stall_hold: float = 0.0,
         prepare: Callable[[], Awaitable[object]] | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._description = description
+        self._clock = clock
         self._stall_hold = stall_hold
         self._held_until = 0.0
         # Run once, before the first operation: a client that must connect before it can serve concurrent
@@ -90,7 +92,7 @@ class StoreGuard:
             if not await asyncio.shield(probe):
                 raise StorageError(f"the storage backend is unavailable ({self._description})")
             return await self._run(operation, idempotent=idempotent, reserved=reserved)
-        if time.monotonic() < self._held_until:
+        if self._clock() < self._held_until:
             raise StorageError(f"the storage backend is unavailable ({self._description})")
         probe = self._probe = asyncio.get_running_loop().create_future()
         try:
@@ -111,7 +113,7 @@ class StoreGuard:
             try:
                 await asyncio.wait_for(self._slots.acquire(), self._wait_timeout)
             except TimeoutError:
-                raise StorageError("the storage backend is busy: no connection became free in time") from None
+                raise StorageBusyError("the storage backend is busy: no connection became free in time") from None
         try:
             attempts = 2 if idempotent else 1
             for attempt in range(attempts):
@@ -150,7 +152,7 @@ class StoreGuard:
 
     def _failed(self, exc: BaseException) -> StorageError:
         if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
-            self._held_until = time.monotonic() + self._stall_hold
+            self._held_until = self._clock() + self._stall_hold
         if not self._down and not self._closing:
             self._down = True
             logger.error(

@@ -107,6 +107,7 @@ class RedisStorage:
             wait_timeout=pool_timeout,
             stall_hold=socket_timeout,
             prepare=client.initialize if isinstance(client, RedisCluster) else None,
+            clock=clock,
         )
         self._redeem = client.register_script(lua.REDEEM)
         self._rotate = client.register_script(lua.ROTATE)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -89,7 +88,7 @@ class RevocationFeed:
     @property
     def fresh(self) -> bool:
         synced_at = self._synced_at
-        return self._loaded and synced_at is not None and time.monotonic() - synced_at < self._stale_after
+        return self._loaded and synced_at is not None and self._clock() - synced_at < self._stale_after
 
     def is_revoked(self, grant_id: str, *, generation: int, issued_at: float) -> bool:
         if issued_at < self._floor:
@@ -134,7 +133,7 @@ class RevocationFeed:
             if len(items) // 2 < _BATCH:
                 break
         self._loaded = True
-        self._synced_at = time.monotonic()
+        self._synced_at = self._clock()
         self._entries.expire()
 
     async def _read_changes(self) -> Any:
