@@ -6,7 +6,6 @@ revocation endpoint; refusals, rotations and odd metadata are produced here inst
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 import httpx
 import jwt
 
-from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver.server import upstream_config
 from mcp_authserver.settings import UpstreamSettings
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import SigningKey
 from mcp_authserver.upstream.provider import UpstreamProvider
 
@@ -46,9 +45,11 @@ class ScriptedIdP:
     discovery_requests: int = 0
     revocations: list[httpx.Request] = field(default_factory=list)
     revocation_status: int = 200
+    clock: FakeClock = field(default_factory=FakeClock)
+    """What the IdP stamps its ID tokens with; `scripted_provider` gives the provider the same clock."""
 
     def id_token(self, **claims: Any) -> str:
-        now = int(time.time())
+        now = int(self.clock())
         payload = {"iss": ISSUER, "sub": "user-1", "aud": CLIENT_ID, "exp": now + 300, "iat": now, "nonce": NONCE}
         payload.update(self.id_claims)
         payload.update(claims)
@@ -94,8 +95,15 @@ class ScriptedIdP:
 
 
 def scripted_provider(
-    idp: ScriptedIdP, *, clock: Clock = system_clock, transport: httpx.AsyncBaseTransport | None = None, **settings: Any
+    idp: ScriptedIdP,
+    *,
+    clock: FakeClock | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
 ) -> UpstreamProvider:
+    """The upstream client, talking to `idp`; with `clock`, the IdP and the client share it."""
+    if clock is not None:
+        idp.clock = clock
     values: dict[str, Any] = {"issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": "s3cr:t/+"}
     values.update(settings)
     http = httpx.AsyncClient(transport=transport or httpx.MockTransport(idp.handler))
@@ -103,5 +111,5 @@ def scripted_provider(
         upstream_config(UpstreamSettings(**values)),
         http=http,
         redirect_uri="https://as.example/oauth/callback",
-        clock=clock,
+        clock=idp.clock,
     )

@@ -7,7 +7,6 @@ behind `httpx.MockTransport`: the one place this suite fakes a peer.
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,6 +17,7 @@ import pytest
 from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
 from mcp_authserver.server import upstream_config
 from mcp_authserver.settings import UpstreamSettings
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import SigningKey
 from mcp_authserver.upstream.provider import UpstreamProvider
 from tests.upstream.scripted_idp import CLIENT_ID, ISSUER, NONCE, ScriptedIdP, scripted_provider
@@ -54,12 +54,43 @@ async def test_the_client_secret_is_form_encoded_before_basic_authentication() -
         {"aud": "someone-else"},
         {"aud": [CLIENT_ID, "other"], "azp": "other"},
         {"iss": "https://evil.example"},
-        {"exp": int(time.time()) - 3600},
+        {"exp": 1_000_000_000},
         {"iat": None},
     ],
 )
 async def test_an_id_token_that_fails_a_check_is_access_denied(claims: dict[str, Any]) -> None:
     idp = ScriptedIdP(id_claims=claims)
+    with pytest.raises(AccessDeniedError):
+        await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+
+
+@pytest.mark.parametrize(
+    ("offsets", "accepted"),
+    [
+        ({"exp": -59}, True),  # a minute of leeway for clock skew
+        ({"exp": -60}, False),
+        ({"iat": 59}, True),
+        ({"iat": 61}, False),
+        ({"nbf": 61}, False),
+        ({"nbf": 59}, True),
+    ],
+)
+async def test_the_id_token_times_are_checked_against_the_servers_clock(
+    offsets: dict[str, int], accepted: bool, clock: FakeClock
+) -> None:
+    clock.advance(86_400)  # a day ahead of the system clock: only the injected one can give these answers
+    idp = ScriptedIdP(id_claims={name: int(clock.now) + offset for name, offset in offsets.items()})
+    exchange = scripted_provider(idp, clock=clock).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
+    if accepted:
+        assert (await exchange).subject == "user-1"
+    else:
+        with pytest.raises(AccessDeniedError):
+            await exchange
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_an_id_token_time_that_is_not_a_number_is_access_denied(claim: str) -> None:
+    idp = ScriptedIdP(id_claims={claim: "soon"})
     with pytest.raises(AccessDeniedError):
         await scripted_provider(idp).exchange_code(code="c", code_verifier="v" * 43, nonce=NONCE)
 
@@ -239,11 +270,12 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
 
     idp = ScriptedIdP(token_body={"access_token": "at-2", "refresh_token": "rt-2", "expires_in": 3600})
     provider = scripted_provider(idp)
-    storage = InMemoryStorage()
-    ends = _login_ends(storage)
-    refresher = UpstreamTokenRefresher(storage, provider, end_login=ends, margin=60)
-    expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=time.time() + 5, subject="u")
-    grant = await builders.open_grant(storage, time.time(), None, upstream=expiring)
+    clock = idp.clock
+    storage = InMemoryStorage(clock=clock)
+    ends = _login_ends(storage, clock)
+    refresher = UpstreamTokenRefresher(storage, provider, end_login=ends, margin=60, clock=clock)
+    expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=clock.now + 5, subject="u")
+    grant = await builders.open_grant(storage, clock.now, None, upstream=expiring)
 
     fresh = await refresher.fresh_tokens(grant.grant_id)
     assert (fresh.access_token, fresh.refresh_token, fresh.subject) == ("at-2", "rt-2", "u")
@@ -253,9 +285,9 @@ async def test_a_rotated_upstream_refresh_token_is_stored_before_anyone_uses_it(
         async def put_upstream_tokens(self, grant_id: str, tokens: UpstreamTokens) -> bool:
             raise StorageError("down")
 
-    broken = FailingWrites()
-    broken_grant = await builders.open_grant(broken, time.time(), None, upstream=expiring)
-    refresher = UpstreamTokenRefresher(broken, provider, end_login=_login_ends(broken), margin=60)
+    broken = FailingWrites(clock=clock)
+    broken_grant = await builders.open_grant(broken, clock.now, None, upstream=expiring)
+    refresher = UpstreamTokenRefresher(broken, provider, end_login=_login_ends(broken, clock), margin=60, clock=clock)
     with pytest.raises(StorageError):  # the new token is never handed out unless it was stored
         await refresher.fresh_tokens(broken_grant.grant_id)
 
@@ -319,11 +351,11 @@ async def test_without_the_jwks_uri_an_openid_upstream_is_still_discovered() -> 
     assert (metadata.authorization_endpoint, metadata.jwks_uri) == (f"{ISSUER}/a", f"{ISSUER}/jwks")
 
 
-def _login_ends(storage: Any) -> Any:
+def _login_ends(storage: Any, clock: FakeClock) -> Any:
     """How the server ends a login: the revocation service, over the test's storage."""
     from mcp_authserver.services.revocation import RevocationService
     from mcp_authserver.tokens.access import AccessTokenVerifier
     from mcp_authserver.tokens.keys import KeyProvider
 
     verifier = AccessTokenVerifier(KeyProvider.ephemeral(), issuer="https://as", audience="https://as/mcp")
-    return RevocationService(storage, verifier, revocation_ttl=3630, leeway=30, clock=time.time).end_login
+    return RevocationService(storage, verifier, revocation_ttl=3630, leeway=30, clock=clock).end_login

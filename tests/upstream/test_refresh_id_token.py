@@ -5,13 +5,13 @@ The real mock upstream sends no ID token on refresh, so a scripted IdP answers i
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from mcp_authserver.errors import UpstreamRefreshError
 from mcp_authserver.storage import InMemoryStorage, UpstreamTokens
+from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import KeyProvider, SigningKey
 from mcp_authserver.upstream.refresher import UpstreamTokenRefresher
 from tests.storage import builders
@@ -39,7 +39,7 @@ async def test_a_refreshed_id_token_for_the_same_user_without_nonce_is_accepted(
         pytest.param({"iss": "https://evil.example"}, id="another-issuer"),
         pytest.param({"aud": "someone-else"}, id="another-audience"),
         pytest.param({"azp": "someone-else"}, id="another-azp"),
-        pytest.param({"exp": int(time.time()) - 3600}, id="expired"),
+        pytest.param({"exp": 1_000_000_000}, id="expired"),
         pytest.param({"iat": None}, id="no-iat"),
     ],
 )
@@ -71,22 +71,23 @@ async def test_the_subject_claim_compared_is_the_configured_one() -> None:
 async def test_a_refresh_naming_another_user_revokes_the_grant_and_keeps_nothing_it_sent() -> None:
     idp = ScriptedIdP()
     idp.token_body = _answer(idp, nonce=None, sub="mallory")
-    storage = InMemoryStorage()
-    ends = _login_ends(storage)
-    refresher = UpstreamTokenRefresher(storage, scripted_provider(idp), end_login=ends, margin=60)
-    expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=time.time() + 5, subject="user-1")
-    grant = await builders.open_grant(storage, time.time(), None, upstream=expiring)
+    clock = idp.clock
+    storage = InMemoryStorage(clock=clock)
+    ends = _login_ends(storage, clock)
+    refresher = UpstreamTokenRefresher(storage, scripted_provider(idp), end_login=ends, margin=60, clock=clock)
+    expiring = UpstreamTokens(access_token="at-1", refresh_token="rt-1", expires_at=clock.now + 5, subject="user-1")
+    grant = await builders.open_grant(storage, clock.now, None, upstream=expiring)
 
     with pytest.raises(UpstreamRefreshError):
         await refresher.fresh_tokens(grant.grant_id)
-    assert await storage.is_revoked(grant.grant_id, generation=0, issued_at=time.time())
+    assert await storage.is_revoked(grant.grant_id, generation=0, issued_at=clock.now)
     assert await storage.get_upstream_tokens(grant.grant_id) is None
 
 
-def _login_ends(storage: InMemoryStorage) -> Any:
+def _login_ends(storage: InMemoryStorage, clock: FakeClock) -> Any:
     """How the server ends a login: the revocation service, over the test's storage."""
     from mcp_authserver.services.revocation import RevocationService
     from mcp_authserver.tokens.access import AccessTokenVerifier
 
     verifier = AccessTokenVerifier(KeyProvider.ephemeral(), issuer="https://as", audience="https://as/mcp")
-    return RevocationService(storage, verifier, revocation_ttl=3630, leeway=30, clock=time.time).end_login
+    return RevocationService(storage, verifier, revocation_ttl=3630, leeway=30, clock=clock).end_login

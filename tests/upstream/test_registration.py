@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -89,18 +88,20 @@ METADATA = UpstreamMetadata(
 )
 
 
-async def test_the_rfc7592_management_credentials_are_kept_and_a_secret_is_replaced_before_it_expires() -> None:
-    now = time.time()
+async def test_the_rfc7592_management_credentials_are_kept_and_a_secret_is_replaced_before_it_expires(
+    clock: FakeClock,
+) -> None:
+    now = clock.now
     seen: list[dict[str, Any]] = []
     answer = {
         "client_id": "registered-1", "client_secret": "secret-1", "client_secret_expires_at": int(now) + 86400,
         "registration_access_token": "rat-1", "registration_client_uri": "https://idp.example/register/registered-1",
         "token_endpoint_auth_method": "client_secret_post",
     }  # fmt: skip
-    storage = InMemoryStorage()
+    storage = InMemoryStorage(clock=clock)
     registrar = UpstreamRegistrar(
         storage, _registering_idp(answer, seen), issuer="https://as.example",
-        redirect_uri="https://as.example/oauth/callback", scopes=["openid", "email"],
+        redirect_uri="https://as.example/oauth/callback", scopes=["openid", "email"], clock=clock,
     )  # fmt: skip
     stale = DCRResolution(
         client_id="old", redirect_uri="https://as.example/oauth/callback", authorization_endpoint="a",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 
@@ -36,14 +36,19 @@ def signing_algorithm(id_token: str, advertised: Sequence[str]) -> tuple[str, st
     return algorithm, kid
 
 
+LEEWAY = 60.0
+"""Seconds of clock skew tolerated between the upstream and us, on exp, iat and nbf."""
+
+
 def verified_claims(
-    id_token: str, keys: Sequence[Any], algorithm: str, *, issuer: str, client_id: str
+    id_token: str, keys: Sequence[Any], algorithm: str, *, issuer: str, client_id: str, now: float
 ) -> dict[str, Any]:
-    """The claims, once one candidate key verifies the signature and iss, aud, exp and iat hold.
+    """The claims, once one candidate key verifies the signature and iss, aud, exp and iat hold at `now`.
 
     Without a `kid` several keys may fit; a wrong one is a bad signature, and the next is tried.
     Any other failure, of a claim or of the key itself, is a refusal, never an exception we did
     not expect (a key PyJWT cannot use raises InvalidKeyError, which is no InvalidTokenError).
+    The times are checked here against the caller's clock, not by PyJWT against the system's.
     """
     for key in keys:
         try:
@@ -53,16 +58,43 @@ def verified_claims(
                 algorithms=[algorithm],
                 audience=client_id,
                 issuer=issuer,
-                leeway=60,
-                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+                options={
+                    "require": ["iss", "sub", "aud", "exp", "iat"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidSignatureError:
             continue
         except jwt.PyJWTError as exc:
-            logger.warning("rejected an upstream ID token: %s", exc, extra={"event": "upstream.id_token_invalid"})
-            raise AccessDeniedError("the identity provider's ID token did not validate") from None
+            _rejected(str(exc))
+        if problem := _time_problem(claims, now):
+            _rejected(problem)
         return claims
-    logger.warning("rejected an upstream ID token: bad signature", extra={"event": "upstream.id_token_invalid"})
+    _rejected("bad signature")
+
+
+def _time_problem(claims: dict[str, Any], now: float) -> str | None:
+    """RFC 7519 §4.1.4-4.1.6, OIDC Core §3.1.3.7 items 9-10: expired, issued in the future, not yet valid."""
+    expires, issued, not_before = claims["exp"], claims["iat"], claims.get("nbf")
+    if not _is_time(expires) or not _is_time(issued) or (not_before is not None and not _is_time(not_before)):
+        return "exp, iat or nbf is not a number"
+    if expires <= now - LEEWAY:
+        return "the token has expired"
+    if issued > now + LEEWAY:
+        return "the token is not yet valid (iat)"
+    if not_before is not None and not_before > now + LEEWAY:
+        return "the token is not yet valid (nbf)"
+    return None
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _rejected(why: str) -> NoReturn:
+    logger.warning("rejected an upstream ID token: %s", why, extra={"event": "upstream.id_token_invalid"})
     raise AccessDeniedError("the identity provider's ID token did not validate")
 
 

@@ -195,7 +195,9 @@ class UpstreamProvider:
         keys = await self._keys.candidates(metadata.jwks_uri, algorithm=algorithm, kid=kid)
         if not keys:
             raise AccessDeniedError("the ID token is signed by a key the identity provider does not publish")
-        claims = verified_claims(id_token, keys, algorithm, issuer=metadata.issuer, client_id=client_id)
+        claims = verified_claims(
+            id_token, keys, algorithm, issuer=metadata.issuer, client_id=client_id, now=self._clock()
+        )
         check_audience_and_nonce(claims, client_id=client_id, nonce=nonce)
         return claims
 
