@@ -153,6 +153,17 @@ def query_of(location: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
 
 
+_AUTH_PARAM = re.compile(r'([A-Za-z_]+)="((?:[^"\\]|\\.)*)"')
+
+
+def bearer_challenge(response: httpx.Response) -> dict[str, str]:
+    """The parameters of a `WWW-Authenticate: Bearer` challenge (RFC 6750 §3, RFC 9728 §5.1), unquoted:
+    a test asserts `error` by its code, never by what `error_description` says."""
+    scheme, _, params = response.headers["www-authenticate"].partition(" ")
+    assert scheme == "Bearer", response.headers["www-authenticate"]
+    return {name: re.sub(r"\\(.)", r"\1", value) for name, value in _AUTH_PARAM.findall(params)}
+
+
 class CountingStorage(InMemoryStorage):
     """The real memory backend, counting the records it is asked to write: a test can then show that a
     refused request left nothing behind (no client, consent ticket, pending login or code)."""

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from mcp_authserver.errors import ConfigurationError
 from mcp_authserver.settings import AuthServerSettings
@@ -242,14 +242,14 @@ def test_an_openid_connect_upstream_needs_its_issuer_even_with_every_endpoint_se
 
 def test_default_scopes_must_be_among_the_supported_scopes(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("MCP_AUTHSERVER_DEFAULT_SCOPES", "mcp admin")
-    message = configuration_error()
-    assert "MCP_AUTHSERVER_DEFAULT_SCOPES" in message
-    assert "admin" in message
+    assert "MCP_AUTHSERVER_DEFAULT_SCOPES" in configuration_error()
 
 
 def test_a_supported_scope_outside_the_scope_token_grammar_is_rejected(environment: pytest.MonkeyPatch) -> None:
-    environment.setenv("MCP_AUTHSERVER_SCOPES_SUPPORTED", json.dumps(["mcp", 'say"hi']))
-    assert "scope token" in configuration_error()
+    environment.setenv("MCP_AUTHSERVER_SCOPES_SUPPORTED", json.dumps(["mcp", "say-hi"]))
+    assert AuthServerSettings().scopes_supported == ["mcp", "say-hi"]
+    environment.setenv("MCP_AUTHSERVER_SCOPES_SUPPORTED", json.dumps(["mcp", 'say"hi']))  # only the quote differs
+    configuration_error()
 
 
 @pytest.mark.parametrize(
@@ -315,9 +315,7 @@ def test_the_client_secret_may_come_from_a_file(environment: pytest.MonkeyPatch,
 
 def test_extra_authorize_params_may_not_override_the_protocol_parameters(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("MCP_AUTHSERVER_UPSTREAM__EXTRA_AUTHORIZE_PARAMS", '{"redirect_uri": "https://evil.example"}')
-    message = configuration_error()
-    assert "MCP_AUTHSERVER_UPSTREAM__EXTRA_AUTHORIZE_PARAMS" in message
-    assert "redirect_uri" in message
+    assert "MCP_AUTHSERVER_UPSTREAM__EXTRA_AUTHORIZE_PARAMS" in configuration_error()
 
 
 def test_a_static_client_with_a_secret_cannot_use_the_none_method(environment: pytest.MonkeyPatch) -> None:
@@ -336,9 +334,7 @@ def test_a_static_client_with_a_secret_cannot_use_the_none_method(environment: p
 def test_a_static_client_whose_redirect_uri_carries_iss_is_rejected(environment: pytest.MonkeyPatch) -> None:
     client = {"client_id": "c", "redirect_uris": ["https://a.example/cb", "https://a.example/cb?iss=https://x"]}
     environment.setenv("MCP_AUTHSERVER_CLIENTS", json.dumps([client]))
-    message = configuration_error()
-    assert "MCP_AUTHSERVER_CLIENTS" in message
-    assert "iss" in message
+    assert "MCP_AUTHSERVER_CLIENTS" in configuration_error()
     client["redirect_uris"] = ["https://a.example/cb?tenant=1"]
     environment.setenv("MCP_AUTHSERVER_CLIENTS", json.dumps([client]))
     assert AuthServerSettings().clients[0].redirect_uris == ["https://a.example/cb?tenant=1"]
@@ -403,8 +399,9 @@ def test_every_supported_storage_url_is_accepted(url: str) -> None:
 def test_a_storage_key_prefix_may_not_carry_a_hash_tag() -> None:
     from mcp_authserver.settings import StorageSettings
 
-    with pytest.raises(ValueError, match="braces"):
+    with pytest.raises(ValidationError) as caught:
         StorageSettings(key_prefix="mcp{x}")
+    assert [error["loc"] for error in caught.value.errors()] == [("key_prefix",)]
 
 
 # Registration lifetimes

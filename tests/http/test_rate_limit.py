@@ -68,12 +68,8 @@ def authorize_post(harness: Harness, client_id: str) -> Send:
 
 def assert_json_429(response: httpx.Response) -> None:
     assert response.status_code == 429, response.text
-    seconds = int(response.headers["retry-after"])
-    assert 1 <= seconds <= 60
-    assert response.json() == {
-        "error": "temporarily_unavailable",
-        "error_description": f"too many requests; retry in {seconds} seconds",
-    }
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    assert response.json()["error"] == "temporarily_unavailable"
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -82,7 +78,6 @@ def assert_page_429(response: httpx.Response) -> None:
     assert 1 <= int(response.headers["retry-after"]) <= 60
     assert "location" not in response.headers
     assert "text/html" in response.headers["content-type"]
-    assert "Too many requests" in response.text
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-frame-options"] == "DENY"
 

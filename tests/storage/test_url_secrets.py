@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
 
 from mcp_authserver import cli
 from mcp_authserver.errors import ConfigurationError, StorageError
@@ -95,8 +96,9 @@ def test_the_redacted_url_keeps_hosts_path_and_harmless_options_and_nothing_else
 
 
 def test_a_rejected_storage_url_is_not_quoted_in_the_validation_error() -> None:
-    with pytest.raises(ValueError, match="storage URL must start with") as plain:
+    with pytest.raises(ValidationError) as plain:
         StorageSettings(url=f"mongodb://:{SECRET}@db.example")
+    assert [error["loc"] for error in plain.value.errors()] == [("url",)]
     with pytest.raises(ConfigurationError) as wrapped:
         _settings(f"mongodb://:{SECRET}@db.example")
 

@@ -160,20 +160,24 @@ def test_a_token_whose_typ_is_the_full_media_type_is_accepted(key_a: SigningKey,
 
 def test_a_token_for_another_audience_is_rejected(key_a: SigningKey, clock: FakeClock) -> None:
     token = issue(key_a, clock)
-    with pytest.raises(InvalidTokenError, match="another resource"):
+    with pytest.raises(InvalidTokenError):
         verifier_for(key_a, clock=clock, audience="https://other.example.com/mcp").verify(token)
+    assert verifier_for(key_a, clock=clock).verify(token).subject == "alice"  # the audience alone was refused
 
 
 def test_a_token_from_another_issuer_is_rejected(key_a: SigningKey, clock: FakeClock) -> None:
     token = issue(key_a, clock)
-    with pytest.raises(InvalidTokenError, match="another server"):
+    with pytest.raises(InvalidTokenError):
         verifier_for(key_a, clock=clock, issuer="https://evil.example.com").verify(token)
+    assert verifier_for(key_a, clock=clock).verify(token).subject == "alice"  # the issuer alone was refused
 
 
 def test_a_token_minted_in_the_past_and_expired_since_is_rejected(key_a: SigningKey, clock: FakeClock) -> None:
-    token = issue(key_a, FakeClock(time.time() - 2 * TTL))
-    with pytest.raises(InvalidTokenError, match="expired"):
+    minted = FakeClock(time.time() - 2 * TTL)
+    token = issue(key_a, minted)
+    with pytest.raises(InvalidTokenError):
         verifier_for(key_a, clock=clock).verify(token)
+    assert verifier_for(key_a, clock=minted).verify(token).subject == "alice"  # its age alone was refused
 
 
 def test_a_token_is_rejected_once_the_verifier_clock_passes_exp_plus_leeway(
@@ -184,21 +188,21 @@ def test_a_token_is_rejected_once_the_verifier_clock_passes_exp_plus_leeway(
     clock.advance(TTL + 10)
     assert verifier.verify(token).subject == "alice"  # within the leeway for clock skew
     clock.advance(21)
-    with pytest.raises(InvalidTokenError, match="expired"):
+    with pytest.raises(InvalidTokenError):
         verifier.verify(token)
 
 
 def test_a_token_issued_in_the_future_beyond_the_leeway_is_rejected(key_a: SigningKey, clock: FakeClock) -> None:
     verifier = verifier_for(key_a, clock=clock, leeway=30)
     assert verifier.verify(issue(key_a, FakeClock(clock() + 20))).subject == "alice"
-    with pytest.raises(InvalidTokenError, match="future"):
+    with pytest.raises(InvalidTokenError):
         verifier.verify(issue(key_a, FakeClock(clock() + 60)))
 
 
 def test_a_token_not_valid_before_a_future_time_is_rejected(key_a: SigningKey, clock: FakeClock) -> None:
     verifier = verifier_for(key_a, clock=clock, leeway=0)
     token = sign(key_a, claims_at(clock, nbf=int(clock()) + 300), typ="at+jwt")
-    with pytest.raises(InvalidTokenError, match="not valid yet"):
+    with pytest.raises(InvalidTokenError):
         verifier.verify(token)
     clock.advance(300)
     assert verifier.verify(token).subject == "alice"
@@ -248,12 +252,16 @@ def test_a_jwt_that_is_not_typed_as_an_access_token_is_rejected(
     key_a: SigningKey, clock: FakeClock, typ: str | None
 ) -> None:
     # An ID token or any other JWT signed by the same key must not pass as an access token (RFC 9068 §4).
-    header: dict[str, Any] = {"kid": key_a.kid, "typ": typ}
-    token = jwt.encode(claims_at(clock), key_a.private_key, algorithm="ES256", headers=header)
+    def typed(typ: str | None) -> str:
+        header: dict[str, Any] = {"kid": key_a.kid, "typ": typ}
+        return jwt.encode(claims_at(clock), key_a.private_key, algorithm="ES256", headers=header)
+
+    token = typed(typ)
     if typ is None:
         assert "typ" not in jwt.get_unverified_header(token)
-    with pytest.raises(InvalidTokenError, match="not an access token"):
+    with pytest.raises(InvalidTokenError):
         verifier_for(key_a, clock=clock).verify(token)
+    assert verifier_for(key_a, clock=clock).verify(typed("at+jwt")).subject == "alice"  # the typ alone was refused
 
 
 @pytest.mark.parametrize("claim", ["iss", "aud", "exp", "iat", "sub", "jti", "client_id"])
@@ -317,8 +325,10 @@ def test_a_token_with_an_unknown_kid_is_rejected_when_several_keys_are_loaded(
     key_a: SigningKey, key_b: SigningKey, rsa_key: SigningKey, clock: FakeClock
 ) -> None:
     token = issue(rsa_key, clock)
-    with pytest.raises(InvalidTokenError, match="not signed by this server"):
+    with pytest.raises(InvalidTokenError):
         verifier_for(key_a, key_b, clock=clock).verify(token)
+    # Only its key is unknown: once that key is loaded, the same token verifies.
+    assert verifier_for(key_a, key_b, rsa_key, clock=clock).verify(token).subject == "alice"
 
 
 def test_a_token_without_kid_is_rejected_when_several_keys_are_loaded(
@@ -369,7 +379,7 @@ def test_a_cached_token_is_rejected_once_the_clock_passes_its_exp(key_a: Signing
     token = issue(key_a, clock)
     verifier.verify(token)
     clock.advance(TTL + 1)
-    with pytest.raises(InvalidTokenError, match="expired"):
+    with pytest.raises(InvalidTokenError):
         verifier.verify(token)
 
 
@@ -419,7 +429,7 @@ def test_a_raw_signed_token_without_repeats_verifies(key_a: SigningKey, clock: F
 def test_a_token_whose_claims_repeat_a_name_is_rejected(key_a: SigningKey, clock: FakeClock) -> None:
     header = json.dumps({"alg": key_a.algorithm, "typ": "at+jwt", "kid": key_a.kid})
     payload = json.dumps(claims_at(clock))[:-1] + ', "sub": "mallory"}'
-    with pytest.raises(InvalidTokenError, match="repeats"):
+    with pytest.raises(InvalidTokenError):
         verifier_for(key_a, clock=clock).verify(sign_raw(key_a, header, payload))
 
 
@@ -427,7 +437,7 @@ def test_a_token_whose_header_repeats_a_name_is_rejected(
     key_a: SigningKey, key_b: SigningKey, clock: FakeClock
 ) -> None:
     header = json.dumps({"alg": key_a.algorithm, "typ": "at+jwt", "kid": key_b.kid})[:-1] + f', "kid": "{key_a.kid}"}}'
-    with pytest.raises(InvalidTokenError, match="repeats"):
+    with pytest.raises(InvalidTokenError):
         verifier_for(key_a, key_b, clock=clock).verify(sign_raw(key_a, header, json.dumps(claims_at(clock))))
 
 
