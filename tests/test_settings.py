@@ -249,7 +249,7 @@ def test_a_supported_scope_outside_the_scope_token_grammar_is_rejected(environme
     environment.setenv("MCP_AUTHSERVER_SCOPES_SUPPORTED", json.dumps(["mcp", "say-hi"]))
     assert AuthServerSettings().scopes_supported == ["mcp", "say-hi"]
     environment.setenv("MCP_AUTHSERVER_SCOPES_SUPPORTED", json.dumps(["mcp", 'say"hi']))  # only the quote differs
-    configuration_error()
+    assert "MCP_AUTHSERVER_SCOPES_SUPPORTED" in configuration_error()
 
 
 @pytest.mark.parametrize(

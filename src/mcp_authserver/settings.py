@@ -462,7 +462,7 @@ class AuthServerSettings(BaseSettings):
             raise ValueError(f"default_scopes {sorted(unknown)} are not in scopes_supported")
         for scope in self.scopes_supported:
             if not scope or any(c in scope for c in ' "\\') or not scope.isprintable():
-                raise ValueError(f"scope {scope!r} is not a valid RFC 6749 §3.3 scope token")
+                raise ValueError(f"scopes_supported: {scope!r} is not a valid RFC 6749 §3.3 scope token")
         if not self.allow_insecure_http:
             # OAuth 2.1 §1.5 / RFC 8414 §2: codes and tokens travel to these URLs; plain http only on loopback.
             for name, url in (("issuer", self.issuer), ("resource", self.resource)):
