@@ -3,6 +3,9 @@
 Standalone, a three-master Cluster, and a Sentinel setup (master, replica, sentinel). The tests
 own these processes, so they can also stop and restart them to test outages. Without the binary
 the Redis tests are skipped with a reason, except in CI (`CI` set), where that is an error.
+
+A process is waited on through what it says (`ProcessOutput`): a server is up when its log says it
+accepts connections, a cluster when every node logs that its state is ok, never after a guessed delay.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -50,13 +54,69 @@ def _cli(port: int, *args: str) -> str:
     return result.stdout.strip()
 
 
-def _wait(condition: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
+class ProcessOutput:
+    """The lines a child process writes to a pipe, taken in by a thread as they come, to wait on.
+
+    Reading keeps the pipe drained, so a chatty process never blocks on a full one. `wait_for` returns
+    when a line says what the caller waits for, and raises if the process closes the pipe (ends) first.
+    """
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.lines: list[str] = []
+        self._closed = False
+        self._news = threading.Condition()
+        self._reader = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._reader.start()
+
+    def _read(self, pipe: IO[bytes]) -> None:
+        with pipe:
+            for line in iter(pipe.readline, b""):
+                with self._news:
+                    self.lines.append(line.decode(errors="replace").rstrip("\r\n"))
+                    self._news.notify_all()
+        with self._news:
+            self._closed = True
+            self._news.notify_all()
+
+    def wait_for(self, wanted: str | Callable[[str], bool], *, start: int = 0, timeout: float = 60.0) -> int:
+        """The index of the first line from `start` on that contains `wanted` (or that it accepts).
+
+        `timeout` guards against hanging only: what is waited for comes in milliseconds to seconds.
+        """
+        accepts = wanted if callable(wanted) else lambda line: wanted in line
+        checked = start
+
+        def seen() -> bool:
+            nonlocal checked
+            while checked < len(self.lines) and not accepts(self.lines[checked]):
+                checked += 1
+            return checked < len(self.lines) or self._closed
+
+        with self._news:
+            if not self._news.wait_for(seen, timeout):
+                raise RuntimeError(f"waited {timeout} s for {wanted!r}:\n" + "\n".join(self.lines[-30:]))
+            if checked == len(self.lines):
+                raise RuntimeError(f"the process ended before {wanted!r}:\n" + "\n".join(self.lines[-30:]))
+            return checked
+
+    def close(self) -> None:
+        """After the process ended: every line it wrote is in `lines`."""
+        self._reader.join(timeout=30)
+
+
+def _launch(args: list[str], ready: str) -> tuple[subprocess.Popen[bytes], ProcessOutput]:
+    """Start a redis-server logging to its stdout (the default); return once its log says `ready`."""
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = ProcessOutput(process.stdout)
+    try:
+        output.wait_for(ready)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        output.close()
+        raise
+    return process, output
 
 
 @dataclass
@@ -68,6 +128,13 @@ class RedisProcess:
     extra: list[str] = field(default_factory=list)
     sentinel: bool = False
     process: subprocess.Popen[bytes] | None = None
+    output: ProcessOutput | None = None
+
+    @property
+    def ready_line(self) -> str:
+        """What the log says once the process serves: a sentinel has no "ready" line; it says when it begins
+        to watch the master of its configuration, which it does once it accepts connections."""
+        return "+monitor master" if self.sentinel else "Ready to accept connections"
 
     def start(self) -> None:
         assert REDIS_SERVER is not None
@@ -80,16 +147,16 @@ class RedisProcess:
         else:
             args += self.extra
         defaults = ["--save", ""] + ([] if "--appendonly" in self.extra else ["--appendonly", "no"])
-        args += ["--port", str(self.port), "--bind", "127.0.0.1", *defaults,
-                 "--dir", str(self.directory), "--logfile", str(self.directory / f"redis-{self.port}.log")]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait(lambda: _cli(self.port, "PING") == "PONG", f"redis on port {self.port}")
+        args += ["--port", str(self.port), "--bind", "127.0.0.1", *defaults, "--dir", str(self.directory)]
+        self.process, self.output = _launch(args, self.ready_line)
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+        if self.output is not None:
+            self.output.close()
 
     def freeze(self) -> None:
         """Stall the server (SIGSTOP): connections stay open, nothing is answered, until `thaw`."""
@@ -135,10 +202,11 @@ def cluster() -> Iterator[list[RedisProcess]]:
                 nodes.append(node)
             addresses = [f"127.0.0.1:{node.port}" for node in nodes]
             _cli(nodes[0].port, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes")
-            _wait(
-                lambda: all("cluster_state:ok" in _cli(node.port, "CLUSTER", "INFO") for node in nodes),
-                "the cluster to settle",
-            )
+            # `--cluster create` returns once the nodes agree on the slots; each node serves them once it has
+            # changed its own state to ok (a master that just started holds off for a while first).
+            for node in nodes:
+                assert node.output is not None
+                node.output.wait_for("Cluster state changed: ok")
             yield nodes
         finally:
             for node in nodes:
@@ -164,11 +232,7 @@ def sentinel_setup(service: str = "mymaster") -> Iterator[tuple[RedisProcess, Re
             replica.extra = ["--replicaof", "127.0.0.1", str(master.port)]
             replica.start()
             watcher.extra = [line.replace("{port}", str(master.port)) for line in watcher.extra]
-            watcher.start()
-            _wait(
-                lambda: str(master.port) in _cli(watcher.port, "SENTINEL", "get-master-addr-by-name", service),
-                "the sentinel to know the master",
-            )
+            watcher.start()  # up once it watches the master (its `ready_line`)
             yield master, replica, watcher
         finally:
             for process in (watcher, replica, master):
@@ -179,26 +243,17 @@ def sentinel_setup(service: str = "mymaster") -> Iterator[tuple[RedisProcess, Re
 def tls_standalone(cert_file: Path, key_file: Path) -> Iterator[int]:
     """A Redis that speaks only TLS; yields its port."""
     assert REDIS_SERVER is not None
-    assert REDIS_CLI is not None
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="redis-tls-") as directory:
-        process = subprocess.Popen(
+        process, output = _launch(
             [REDIS_SERVER, "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert_file),
              "--tls-key-file", str(key_file), "--tls-auth-clients", "no", "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", directory],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            "Ready to accept connections",
         )  # fmt: skip
-
-        def ready() -> bool:
-            result = subprocess.run(
-                [REDIS_CLI, "--tls", "--insecure", "-h", "127.0.0.1", "-p", str(port), "PING"],
-                capture_output=True, text=True, timeout=10, check=False,
-            )  # fmt: skip
-            return result.stdout.strip() == "PONG"
-
         try:
-            _wait(ready, f"TLS redis on port {port}")
             yield port
         finally:
             process.kill()
             process.wait(timeout=10)
+            output.close()

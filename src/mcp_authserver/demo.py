@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -17,7 +18,7 @@ from mcp_authserver.integrations.mcp_sdk_client import HeadlessMCPClient
 from mcp_authserver.integrations.mcp_sdk_host import build_mcp_app
 from mcp_authserver.server import EmbeddedAuthServer
 from mcp_authserver.settings import AuthServerSettings
-from mcp_authserver.testing import HeadlessBrowser, running_upstream
+from mcp_authserver.testing import HeadlessBrowser, running_app, running_upstream
 
 __all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "build_mcp_app", "demo_settings", "main", "run_check"]
 
@@ -52,29 +53,19 @@ async def run_check(mcp_url: str) -> dict[str, Any]:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     with running_upstream(args.upstream_port) as upstream_url:
         auth = EmbeddedAuthServer(demo_settings(host=args.host, port=args.port, upstream_url=upstream_url))
-        app = build_mcp_app(auth)
-        config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                return 1
-            await asyncio.sleep(0.05)
-        mcp_url = auth.settings.resource
-        if args.check:
+        async with contextlib.AsyncExitStack() as stack:
             try:
-                answer = await run_check(mcp_url)
-            finally:
-                server.should_exit = True
-                await task
-            print(f"whoami -> {answer}")
-            return 0 if answer.get("subject") else 1
-        _print_banner(auth, upstream_url)
-        await task
+                running = await stack.enter_async_context(running_app(build_mcp_app(auth), args.port, host=args.host))
+            except RuntimeError:  # uvicorn has logged why it could not start
+                return 1
+            if args.check:
+                answer = await run_check(auth.settings.resource)
+                print(f"whoami -> {answer}")
+                return 0 if answer.get("subject") else 1
+            _print_banner(auth, upstream_url)
+            await running.stopped()
     return 0
 
 

@@ -4,6 +4,8 @@
   is tested without sleeping.
 - `running_upstream()`: a development OpenID provider (`oidc-provider-mock`, in the `demo` extra)
   on loopback, to configure as `MCP_AUTHSERVER_UPSTREAM__ISSUER`; any user name logs in.
+- `running_app()`: your ASGI app served by uvicorn (in the `demo` extra) on a loopback socket, for
+  clients that need a real one (the SDK's); the block starts once uvicorn has started.
 - `HeadlessBrowser`: plays the user from an authorization URL to the client's redirect URI:
   approves our consent page and fills in the upstream's login form.
 - `HeadlessMCPClient` and `MemoryTokenStorage`: the `mcp` SDK's own OAuth client (2.x) with that
@@ -20,22 +22,35 @@ async def test_my_tool_sees_the_user(my_app_url: str) -> None:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import logging
 import re
+import socket
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from mcp_authserver.integrations.mcp_sdk_client import HeadlessMCPClient, MemoryTokenStorage
 
-__all__ = ["FakeClock", "HeadlessBrowser", "HeadlessMCPClient", "MemoryTokenStorage", "running_upstream"]
+__all__ = [
+    "FakeClock",
+    "HeadlessBrowser",
+    "HeadlessMCPClient",
+    "MemoryTokenStorage",
+    "RunningApp",
+    "running_app",
+    "running_upstream",
+]
 
 _FROM_INTEGRATIONS = {"HeadlessMCPClient", "MemoryTokenStorage"}
 
@@ -89,6 +104,67 @@ def running_upstream(port: int = 0, *, require_registration: bool = False) -> It
         port=port, require_nonce=True, require_client_registration=require_registration
     ) as server:
         yield f"http://localhost:{server.server_port}"
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    """An app that `running_app` serves."""
+
+    url: str
+    """Its base URL, e.g. `http://127.0.0.1:8000`."""
+    port: int
+    _task: asyncio.Task[None]
+
+    async def stopped(self) -> None:
+        """Return when the server stops of itself: on a signal (Ctrl+C, which uvicorn handles) or a crash,
+        which this raises."""
+        await asyncio.shield(self._task)
+
+
+@contextlib.asynccontextmanager
+async def running_app(
+    app: ASGIApp, port: int = 0, *, host: str = "127.0.0.1", sock: socket.socket | None = None, **options: Any
+) -> AsyncIterator[RunningApp]:
+    """Serve the ASGI `app` with uvicorn on `host:port` (`port=0` takes a free one) for the duration of the
+    block, which starts once uvicorn has started: the app's lifespan has run its startup and the socket
+    listens. Leaving the block shuts the server down.
+
+    `sock`: a socket bound already, served instead of `host:port`, so that settings made before the app
+    (its issuer URL) can name the port without a race for it. `options` go to `uvicorn.Config`; by default
+    `log_level="warning"` and `lifespan="on"`. If the app's startup fails, or the port cannot be bound, this
+    raises RuntimeError rather than waiting. Needs uvicorn (the `demo` extra).
+    """
+    import uvicorn
+
+    started = asyncio.Event()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            started.set()
+
+    server = Server(uvicorn.Config(app, host=host, port=port, **{"log_level": "warning", "lifespan": "on", **options}))
+
+    async def serve() -> None:
+        try:
+            await server.serve(sockets=None if sock is None else [sock])
+        except SystemExit as exc:  # how uvicorn gives up when the app's startup or the binding fails
+            raise RuntimeError(f"uvicorn could not serve the app (exit status {exc.code}); its log says why") from None
+
+    task = asyncio.create_task(serve())
+    waiting = asyncio.create_task(started.wait())
+    try:
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.is_set():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it served the app")
+        bound: int = (sock.getsockname() if sock is not None else server.servers[0].sockets[0].getsockname())[1]
+        name = f"[{host}]" if ":" in host else host
+        yield RunningApp(f"http://{name}:{bound}", bound, task)
+    finally:
+        waiting.cancel()
+        server.should_exit = True
+        await task
 
 
 class HeadlessBrowser:

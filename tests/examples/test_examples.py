@@ -4,7 +4,6 @@ logs in through the real mock upstream and calls its tool."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import runpy
@@ -15,14 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from examples import sdk_token_verifier
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, demo_settings
-from mcp_authserver.testing import HeadlessBrowser, HeadlessMCPClient
+from mcp_authserver.testing import HeadlessBrowser, HeadlessMCPClient, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -40,34 +38,21 @@ async def serving(
 ) -> AsyncIterator[str]:
     """Run examples/<example>.py as a program configured by the environment, as its users run it
     (`uvicorn example:app`), on a socket bound first so the issuer URL names its port; yields the resource URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    environment = {
-        "MCP_AUTHSERVER_ISSUER": base,
-        "MCP_AUTHSERVER_RESOURCE": base + resource_path,
-        "MCP_AUTHSERVER_UPSTREAM__ISSUER": upstream_url,
-        "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID": DEMO_CLIENT_ID,
-        "MCP_AUTHSERVER_UPSTREAM__CLIENT_SECRET": DEMO_CLIENT_SECRET,
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    app = runpy.run_path(str(EXAMPLES / f"{example}.py"))["app"]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):  # bounded: 10 s
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.02)
-        if task.done():
-            task.result()
-        assert server.started
-        yield base + resource_path
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        environment = {
+            "MCP_AUTHSERVER_ISSUER": base,
+            "MCP_AUTHSERVER_RESOURCE": base + resource_path,
+            "MCP_AUTHSERVER_UPSTREAM__ISSUER": upstream_url,
+            "MCP_AUTHSERVER_UPSTREAM__CLIENT_ID": DEMO_CLIENT_ID,
+            "MCP_AUTHSERVER_UPSTREAM__CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        }
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        app = runpy.run_path(str(EXAMPLES / f"{example}.py"))["app"]
+        async with running_app(app, sock=sock):
+            yield base + resource_path
 
 
 async def _unauthenticated(resource: str) -> httpx.Response:

@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,7 +16,7 @@ from starlette.routing import Route
 from examples.mcp_proxy import create_app
 from mcp_authserver import EmbeddedAuthServer
 from mcp_authserver.demo import demo_settings
-from mcp_authserver.testing import HeadlessBrowser
+from mcp_authserver.testing import HeadlessBrowser, running_app
 from tests.end_to_end.conftest import free_port
 from tests.end_to_end.test_sdk_client import SDKClient
 from tests.harness import PKCE
@@ -45,14 +44,6 @@ def backend_app(progress_seen: asyncio.Event) -> MCPServer:
     return backend
 
 
-async def _serve(app: object, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    return server, task
-
-
 async def test_the_backend_sees_the_users_upstream_token_and_sse_streams_through_unbuffered(upstream_url: str) -> None:
     progress_seen = asyncio.Event()
     backend = backend_app(progress_seen)
@@ -62,23 +53,20 @@ async def test_the_backend_sees_the_users_upstream_token_and_sse_streams_through
         f"http://127.0.0.1:{backend_port}/mcp",
     )
     auth: EmbeddedAuthServer = proxy.state.auth
-    backend_server, backend_task = await _serve(backend.streamable_http_app(), backend_port)
-    proxy_server, proxy_task = await _serve(proxy, proxy_port)
     user = SDKClient(subject="grace@example.com")
-    try:
-        async with user.session(auth.settings.resource) as client:
-            seen = await client.call_tool("seen_authorization", {})
+    async with (
+        running_app(backend.streamable_http_app(), backend_port),
+        running_app(proxy, proxy_port),
+        user.session(auth.settings.resource) as client,
+    ):
+        seen = await client.call_tool("seen_authorization", {})
 
-            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-                progress_seen.set()
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            progress_seen.set()
 
-            waited = await asyncio.wait_for(
-                client.call_tool("wait_for_client", {}, progress_callback=on_progress), timeout=15
-            )
-    finally:
-        for server, task in ((proxy_server, proxy_task), (backend_server, backend_task)):
-            server.should_exit = True
-            await task
+        waited = await asyncio.wait_for(
+            client.call_tool("wait_for_client", {}, progress_callback=on_progress), timeout=15
+        )
     assert user.tokens is not None
     grant_id = (user.tokens.refresh_token or "").split(".", 1)[0]
     upstream = await auth.upstream_tokens.get_upstream_tokens(grant_id)
@@ -154,19 +142,13 @@ async def test_hop_by_hop_headers_cookies_and_forwarding_claims_do_not_cross_the
         demo_settings(host="127.0.0.1", port=proxy_port, upstream_url=upstream_url),
         f"http://127.0.0.1:{backend_port}/mcp",
     )
-    backend_server, backend_task = await _serve(echo_backend(), backend_port)
-    proxy_server, proxy_task = await _serve(proxy, proxy_port)
     base = f"http://127.0.0.1:{proxy_port}"
-    try:
+    async with running_app(echo_backend(), backend_port), running_app(proxy, proxy_port):
         token = await _access_token(base)
         async with httpx.AsyncClient() as client:
             response = await client.post(
                 f"{base}/mcp", json={}, headers={**CLIENT_HOP_HEADERS, "Authorization": f"Bearer {token}"}
             )
-    finally:
-        for server, task in ((proxy_server, proxy_task), (backend_server, backend_task)):
-            server.should_exit = True
-            await task
     assert response.status_code == 200, response.text
     received = dict(response.json())
 
