@@ -141,7 +141,8 @@ async def running_app(
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
-            started.set()
+            if not self.should_exit:  # uvicorn returns, set to exit, when the app's startup failed
+                started.set()
 
     server = Server(uvicorn.Config(app, host=host, port=port, **{"log_level": "warning", "lifespan": "on", **options}))
 

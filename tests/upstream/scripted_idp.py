@@ -101,7 +101,8 @@ def scripted_provider(
     transport: httpx.AsyncBaseTransport | None = None,
     **settings: Any,
 ) -> UpstreamProvider:
-    """The upstream client, talking to `idp`; with `clock`, the IdP and the client share it."""
+    """The upstream client, talking to `idp`; with `clock`, the IdP and the client share it (as the server's
+    clock and as the clock the IdP's ID-token times are judged by)."""
     if clock is not None:
         idp.clock = clock
     values: dict[str, Any] = {"issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": "s3cr:t/+"}
@@ -112,4 +113,5 @@ def scripted_provider(
         http=http,
         redirect_uri="https://as.example/oauth/callback",
         clock=idp.clock,
+        upstream_clock=idp.clock,
     )

@@ -75,7 +75,7 @@ async def test_an_id_token_that_fails_a_check_is_access_denied(claims: dict[str,
         ({"nbf": 59}, True),
     ],
 )
-async def test_the_id_token_times_are_checked_against_the_servers_clock(
+async def test_the_id_token_times_are_checked_against_the_injected_upstream_clock(
     offsets: dict[str, int], accepted: bool, clock: FakeClock
 ) -> None:
     clock.advance(86_400)  # a day ahead of the system clock: only the injected one can give these answers

@@ -51,11 +51,17 @@ class UpstreamProvider:
         redirect_uri: str,
         clock: Clock = system_clock,
         registrar: UpstreamRegistrar | None = None,
+        upstream_clock: Clock = system_clock,
     ) -> None:
+        """`upstream_clock` judges the times the upstream writes into its ID tokens (exp, iat, nbf). They
+        are stamped on the upstream's own clock seconds before we read them, so a server takes the wall
+        clock here even when its own `clock` is a test's fake one that has moved days ahead; a test with a
+        scripted upstream gives both the same fake clock."""
         self._config = config
         self._http = http
         self.redirect_uri = redirect_uri
         self._clock = clock
+        self._upstream_clock = upstream_clock
         self.discovery = UpstreamDiscovery(config, self._get, clock=clock)
         self.token_client = UpstreamTokenClient(config, self.discovery, http, registrar=registrar)
         self._keys = UpstreamKeySet(self._jwks_document, clock=clock)
@@ -196,7 +202,7 @@ class UpstreamProvider:
         if not keys:
             raise AccessDeniedError("the ID token is signed by a key the identity provider does not publish")
         claims = verified_claims(
-            id_token, keys, algorithm, issuer=metadata.issuer, client_id=client_id, now=self._clock()
+            id_token, keys, algorithm, issuer=metadata.issuer, client_id=client_id, now=self._upstream_clock()
         )
         check_audience_and_nonce(claims, client_id=client_id, nonce=nonce)
         return claims
