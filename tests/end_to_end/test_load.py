@@ -13,8 +13,6 @@ import itertools
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -29,10 +27,10 @@ from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from mcp_authserver.oauth import rfc7636
 from mcp_authserver.testing import HeadlessBrowser
 from tests import redis_servers
+from tests.end_to_end.replica_process import ReplicaProcess
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
 LOGINS = 10
 
@@ -56,26 +54,14 @@ class LiveServer:
             "MCP_AUTHSERVER_STORAGE__KEY_PREFIX": f"load-{uuid.uuid4().hex[:8]}",
             **{f"MCP_AUTHSERVER_{name.upper()}": value for name, value in settings.items()},
         })  # fmt: skip
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.end_to_end.replica_app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-config", str(log_config), "--no-access-log"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert self.process.stderr is not None
-        self.log = redis_servers.ProcessOutput(self.process.stderr)
+        self.replica = ReplicaProcess(env, port=self.port, uvicorn_args=("--log-config", str(log_config)))
+        self.log = self.replica.log
 
     def wait_ready(self) -> None:
-        """Until uvicorn says that it listens, which it does once the app's startup is done."""
-        self.log.wait_for("Uvicorn running on")
+        self.replica.wait_ready()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # a request still open (a failed test's) holds up the graceful exit
-            self.process.kill()
-            self.process.wait(timeout=15)
-        self.log.close()
+        self.replica.stop()
 
     def events(self) -> list[str]:
         """The `event` of every record the server logged so far."""

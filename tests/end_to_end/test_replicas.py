@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,7 +17,7 @@ from mcp_authserver.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from mcp_authserver.oauth import rfc7636
 from mcp_authserver.testing import HeadlessBrowser
 from mcp_authserver.tokens.keys import SigningKey
-from tests import redis_servers
+from tests.end_to_end.replica_process import ReplicaProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -32,32 +29,6 @@ REDIRECT_URI = "http://127.0.0.1:53682/callback"
 SYNC_INTERVAL = 3600
 SOCKET_TIMEOUT = 600
 GRACE = 2.0
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Replica:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = redis_servers.free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.end_to_end.replica_app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "info", "--no-access-log"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert self.process.stderr is not None
-        self.output = redis_servers.ProcessOutput(self.process.stderr)
-
-    def wait_ready(self) -> None:
-        """Until uvicorn says that it listens, which it does once the app's startup is done."""
-        self.output.wait_for("Uvicorn running on")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # a request still open (a failed test's) holds up the graceful exit
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.output.close()
 
 
 class Balancer(httpx.AsyncBaseTransport):
@@ -86,15 +57,15 @@ class Balancer(httpx.AsyncBaseTransport):
 
 @dataclass
 class Cluster:
-    a: Replica
-    b: Replica
+    a: ReplicaProcess
+    b: ReplicaProcess
     redis_url: str
     key_prefix: str
 
-    def client(self, replica: Replica) -> httpx.AsyncClient:
+    def client(self, replica: ReplicaProcess) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=Balancer(replica.port), base_url=ISSUER, timeout=30)
 
-    async def register(self, via: Replica) -> str:
+    async def register(self, via: ReplicaProcess) -> str:
         async with self.client(via) as http:
             response = await http.post(
                 "/oauth/register", json={"redirect_uris": [REDIRECT_URI], "token_endpoint_auth_method": "none"}
@@ -103,7 +74,7 @@ class Cluster:
         client_id: str = response.json()["client_id"]
         return client_id
 
-    async def code(self, client_id: str, via: Replica) -> tuple[str, str]:
+    async def code(self, client_id: str, via: ReplicaProcess) -> tuple[str, str]:
         """Consent and upstream login through `via`; returns (code, verifier)."""
         verifier = rfc7636.new_verifier()
         query = urlencode({
@@ -115,32 +86,32 @@ class Cluster:
         )
         return landed["code"], verifier
 
-    async def redeem(self, client_id: str, code: str, verifier: str, via: Replica) -> httpx.Response:
+    async def redeem(self, client_id: str, code: str, verifier: str, via: ReplicaProcess) -> httpx.Response:
         async with self.client(via) as http:
             return await http.post("/oauth/token", data={
                 "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
                 "redirect_uri": REDIRECT_URI, "client_id": client_id,
             })  # fmt: skip
 
-    async def refresh(self, client_id: str, refresh_token: str, via: Replica) -> httpx.Response:
+    async def refresh(self, client_id: str, refresh_token: str, via: ReplicaProcess) -> httpx.Response:
         async with self.client(via) as http:
             return await http.post(
                 "/oauth/token",
                 data={"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id},
             )
 
-    async def tokens(self, client_id: str, *, login_via: Replica, redeem_via: Replica) -> dict[str, Any]:
+    async def tokens(self, client_id: str, *, login_via: ReplicaProcess, redeem_via: ReplicaProcess) -> dict[str, Any]:
         code, verifier = await self.code(client_id, login_via)
         response = await self.redeem(client_id, code, verifier, redeem_via)
         assert response.status_code == 200, response.text
         tokens: dict[str, Any] = response.json()
         return tokens
 
-    async def whoami(self, access_token: str, via: Replica) -> httpx.Response:
+    async def whoami(self, access_token: str, via: ReplicaProcess) -> httpx.Response:
         async with self.client(via) as http:
             return await http.get("/mcp", headers={"Authorization": f"Bearer {access_token}"})
 
-    async def until_revoked(self, grant_id: str, via: Replica) -> None:
+    async def until_revoked(self, grant_id: str, via: ReplicaProcess) -> None:
         """Until `via`'s copy of the revocations refuses the grant (replica_app's `/test/revoked`)."""
         async with self.client(via) as http:
             response = await http.get("/test/revoked", params={"grant_id": grant_id}, timeout=None)
@@ -172,7 +143,10 @@ def cluster(upstream_url: str, redis_url: str, tmp_path_factory: pytest.TempPath
         "MCP_AUTHSERVER_RATE_LIMIT__TOKEN_PER_MINUTE": "10000",
         "MCP_AUTHSERVER_RATE_LIMIT__TOKEN_PER_CLIENT_PER_MINUTE": "10000",
     }
-    a, b = Replica(env), Replica(env)
+    a, b = (
+        ReplicaProcess(env, uvicorn_args=("--log-level", "info")),
+        ReplicaProcess(env, uvicorn_args=("--log-level", "info")),
+    )
     try:
         a.wait_ready()
         b.wait_ready()
