@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mcp_authserver"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"_clock", "_crypto", "_storage_url"},
+    {"observability"},  # counts, latencies and spans: recorded from every layer above
     {"oauth"},  # protocol rules: pure functions of their inputs
     {"tokens"},  # our access tokens, signing keys, opaque credentials
     {"storage"},  # records, the narrow protocols, the backends
@@ -60,6 +61,8 @@ THIRD_PARTY: dict[str, set[str]] = {
     "starlette": {"http", "middleware", "integrations", "server", "testing", "demo"},
     "pydantic_settings": {"settings"},
     "pydantic": {"settings", "integrations"},
+    "prometheus_client": {"observability"},
+    "opentelemetry": {"observability"},
 }
 """Where each chosen dependency may be imported (a unit of the package, or a top-level module)."""
 

@@ -79,6 +79,7 @@ mcp-authserver demo is running.
   Authorization server       {settings.issuer}
     metadata                 {settings.issuer}/.well-known/oauth-authorization-server
     protected resource meta  {auth.resource_metadata_url}
+  Metrics (Prometheus)       {settings.issuer}/metrics
   Upstream OpenID provider   {upstream_url}   (development mock: type any user name to log in)
 
 Connect a client:

@@ -30,6 +30,9 @@ from mcp_authserver.middleware.bearer import AuthContextHook, BearerAuthMiddlewa
 from mcp_authserver.middleware.upstream_swap import UpstreamSwap
 from mcp_authserver.oauth import rfc8414, rfc9728
 from mcp_authserver.oauth.urls import is_loopback_host
+from mcp_authserver.observability import prometheus
+from mcp_authserver.observability.metrics import Metrics
+from mcp_authserver.observability.otel import bridge as bridge_to_opentelemetry
 from mcp_authserver.services.authorization import AuthorizationService
 from mcp_authserver.services.clients import ClientService
 from mcp_authserver.services.grants import AuthorizationCodeGrant, GrantRegistry, RefreshTokenGrant, TokenIssuance
@@ -90,6 +93,9 @@ class EmbeddedAuthServer:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.metrics = Metrics()
+        """Every count and latency this server records; `metrics_app()` serves them to Prometheus."""
+        bridge_to_opentelemetry(self.metrics)
         tokens = settings.tokens
         self.key_provider = key_provider or _keys_from(settings)
         keys = settings.encryption.resolved_keys()
@@ -100,6 +106,7 @@ class EmbeddedAuthServer:
             sealer=self.sealer,
             allow_plaintext=settings.encryption.allow_plaintext_reads,
             revocation_retention=(tokens.access_token_ttl + tokens.leeway).total_seconds(),
+            metrics=self.metrics,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
@@ -122,12 +129,13 @@ class EmbeddedAuthServer:
                 redirect_uri=callback_url,
                 scopes=settings.upstream.scopes,
                 clock=clock,
+                metrics=self.metrics,
             )
         self.upstream_registrar = registrar
         """This server's registration at the upstream, when no client id is configured (else None)."""
         self.upstream = UpstreamProvider(
             upstream_config(settings.upstream), http=self._http, redirect_uri=callback_url, clock=clock,
-            registrar=registrar,
+            registrar=registrar, metrics=self.metrics,
         )  # fmt: skip
         revocations = self.storage
         self.access_tokens = AccessTokenIssuer(
@@ -166,9 +174,10 @@ class EmbeddedAuthServer:
             leeway=leeway,
             clock=clock,
             revoke_upstream=lambda upstream, grant_id: revoker.schedule(upstream, grant_id=grant_id),
+            metrics=self.metrics,
         )
         """Ends logins and tokens: RFC 7009, code or refresh-token reuse, an upstream that ended the login."""
-        issuance = TokenIssuance(self.access_tokens, clock=clock)
+        issuance = TokenIssuance(self.access_tokens, clock=clock, metrics=self.metrics)
         self.codes = AuthorizationCodeGrant(
             self.storage,
             issuance,
@@ -195,6 +204,7 @@ class EmbeddedAuthServer:
             client_ttl=registration.client_ttl.total_seconds(),
             unused_client_ttl=registration.new_client_ttl.total_seconds(),
             clock=clock,
+            metrics=self.metrics,
         )
         self.authorization = AuthorizationService(
             self.clients,
@@ -209,6 +219,7 @@ class EmbeddedAuthServer:
             login_ttl=tokens.login_ttl.total_seconds(),
             # An approval is remembered as long as a registration in use is.
             approval_ttl=registration.client_ttl.total_seconds(),
+            metrics=self.metrics,
         )
         self.introspection = IntrospectionService(self.storage, self.verifier, issuer=settings.issuer)
         """RFC 7662: what a token of ours is, for its client or a listed resource server."""
@@ -299,6 +310,13 @@ class EmbeddedAuthServer:
         """One ASGI app answering every path in `routes` (404 for any other), for hosts that route by prefix."""
         return self._app
 
+    def metrics_app(self) -> ASGIApp:
+        """The Prometheus exposition of `metrics`, to mount where only your scraper reaches (`/metrics`).
+
+        Needs the `metrics` extra (prometheus_client); ConfigurationError says so without it.
+        """
+        return prometheus.metrics_app(self.metrics)
+
     @property
     def upstream_tokens(self) -> UpstreamTokenStore:
         return self.storage
@@ -353,6 +371,7 @@ class EmbeddedAuthServer:
             cors=self._cors,
             swap=upstream_swap,
             auth_context=self._sdk_auth_context(),
+            metrics=self.metrics,
         )
 
     def token_verifier(self) -> TokenVerifier:
@@ -511,6 +530,7 @@ def storage_from_settings(
     sealer: Sealer | None = None,
     allow_plaintext: bool = False,
     revocation_retention: float = 3630.0,
+    metrics: Metrics | None = None,
 ) -> Storage:
     """The storage backend the settings name (also for hosts and tests that build one themselves).
 
@@ -538,4 +558,5 @@ def storage_from_settings(
         revocation_retention=revocation_retention,
         sealer=sealer,
         allow_plaintext=allow_plaintext,
+        metrics=metrics,
     )

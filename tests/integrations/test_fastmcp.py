@@ -106,7 +106,7 @@ async def test_a_foreign_or_revoked_token_gets_401_invalid_token(auth: EmbeddedA
     token = _token(auth)
     async with client(_server(auth)) as http:
         assert (await http.post("/mcp", json=CALL, headers=_bearer(token))).status_code == 200
-        await auth.revocation.end_login("g", reason="test")
+        await auth.revocation.end_login("g", reason="revoked_by_client")
         revoked = await http.post("/mcp", json=CALL, headers=_bearer(token))
         garbage = await http.post("/mcp", json=CALL, headers=_bearer("a.b.c"))
     for response in (revoked, garbage):

@@ -80,5 +80,5 @@ async def test_the_token_verifier_refuses_a_revoked_grant(auth: EmbeddedAuthServ
     access = await verifier.verify_token(token)
     assert access is not None
     assert access.subject == "sam"
-    await auth.revocation.end_login("g", reason="test")
+    await auth.revocation.end_login("g", reason="revoked_by_client")
     assert await verifier.verify_token(token) is None

@@ -280,7 +280,7 @@ async def test_a_revoked_grant_is_refused_even_for_a_cached_token(harness: Harne
     tokens = await harness.tokens_for(client["client_id"])
     assert (await harness.call_mcp(tokens["access_token"])).status_code == 200
     grant_id = jwt.decode(tokens["access_token"], options={"verify_signature": False})["gid"]
-    await harness.auth.revocation.end_login(grant_id, reason="test")
+    await harness.auth.revocation.end_login(grant_id, reason="revoked_by_client")
     response = await harness.call_mcp(tokens["access_token"])
     assert response.status_code == 401
     assert response.json()["error"] == bearer_challenge(response)["error"] == "invalid_token"

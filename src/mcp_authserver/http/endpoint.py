@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mcp_authserver.http.render import failure
+from mcp_authserver.observability.tracing import span
 
 __all__ = ["Endpoint", "EndpointApp"]
 
@@ -27,14 +28,16 @@ class Endpoint(Protocol):
 class EndpointApp:
     """An `Endpoint` as an ASGI app."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, name: str = "endpoint") -> None:
         self.endpoint = endpoint
         self._pages = endpoint.errors == "page"
+        self._span = "endpoint." + name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        try:
-            response = await self.endpoint.handle(request)
-        except Exception as exc:  # every failure becomes an answer: an OAuth error, a 503, or a logged 500
-            response = failure(exc, page_errors=self._pages, where=request.url.path)
+        with span(self._span):
+            try:
+                response = await self.endpoint.handle(request)
+            except Exception as exc:  # every failure becomes an answer: an OAuth error, a 503, or a logged 500
+                response = failure(exc, page_errors=self._pages, where=request.url.path)
         await response(scope, receive, send)

@@ -99,7 +99,7 @@ class RouteTable:
         for route in self.rows:
             handler = endpoints[route.endpoint]
             endpoint = handler[route.path] if isinstance(handler, Mapping) else handler
-            app: ASGIApp = EndpointApp(endpoint)
+            app: ASGIApp = EndpointApp(endpoint, route.endpoint)
             if limiter is not None and route.rate_limit is not None:
                 app = AddressLimit(app, limiter, route.rate_limit, page=endpoint.errors == "page")
             if route.cors:

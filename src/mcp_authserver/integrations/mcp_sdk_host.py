@@ -1,4 +1,4 @@
-"""The demo's host app: an `mcp` SDK server at /mcp behind `auth.protect`, next to our routes."""
+"""The demo's host app: an `mcp` SDK server at /mcp behind `auth.protect`, next to our routes and /metrics."""
 
 from __future__ import annotations
 
@@ -42,4 +42,5 @@ def build_mcp_app(auth: EmbeddedAuthServer) -> Starlette:
             yield
 
     endpoint = auth.protect(StreamableHTTPASGIApp(session_manager))  # its own tools: no upstream token swap
-    return Starlette(routes=[*auth.starlette_routes(), Route("/mcp", endpoint=endpoint)], lifespan=lifespan)
+    routes = [*auth.starlette_routes(), Route("/mcp", endpoint=endpoint), Route("/metrics", auth.metrics_app())]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_authserver.errors import InvalidTokenError, StorageError
 from mcp_authserver.http.cors import CORSPolicy, send_preflight
 from mcp_authserver.http.render import send_challenge
+from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage.protocols import RevocationStore
 from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrincipal
 
@@ -92,8 +93,12 @@ class BearerAuthMiddleware:
         cors: CORSPolicy | None = None,
         swap: UpstreamSwap | None = None,
         auth_context: AuthContextHook | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        outcomes = (metrics or Metrics()).bearer
+        self._outcomes = outcomes
+        self._accepted_count = outcomes.series("accepted")  # bound once: an addition per request
         context = auth_context or _STARLETTE_USER
         self._make_user = context.user
         self._context_var = context.var
@@ -216,6 +221,7 @@ class BearerAuthMiddleware:
                     return
             # This request's own scope (ASGI): from here on it carries the upstream token, never ours.
             scope["headers"] = headers
+        self._accepted_count.value += 1
         scope[PRINCIPAL_SCOPE_KEY] = principal
         scope["user"] = accepted.user
         scope["auth"] = accepted.credentials
@@ -233,6 +239,7 @@ class BearerAuthMiddleware:
         self, send: Send, status: int, error: str | None, description: str | None, scopes: Iterable[str] | None = None
     ) -> None:
         scopes = self._challenge_scopes if scopes is None else scopes
+        self._outcomes.inc(str(status))
         await send_challenge(send, status, self._metadata_url, scopes, error, description)
 
     def _with_cors(self, send: Send, origin: str) -> Send:

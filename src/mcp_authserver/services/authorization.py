@@ -35,6 +35,7 @@ from mcp_authserver.oauth import rfc7636
 from mcp_authserver.oauth.params import Params
 from mcp_authserver.oauth.rfc6749 import add_query, error_description, redirect_uri_matches, select_scopes
 from mcp_authserver.oauth.rfc8707 import check_resource
+from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage.protocols import LoginStateStore
 from mcp_authserver.storage.records import (
     AuthorizationRequest,
@@ -143,7 +144,10 @@ class AuthorizationService:
         trusted_client_ids: Iterable[str],
         login_ttl: float,
         approval_ttl: float,
+        metrics: Metrics | None = None,
     ) -> None:
+        metrics = metrics or Metrics()
+        self._consents, self._logins = metrics.consents, metrics.logins
         self._clients = clients
         self._state = login_state
         self._upstream = upstream
@@ -214,6 +218,7 @@ class AuthorizationService:
         """After a valid request: our consent page, or (for a client the operator trusts) the upstream."""
         browser_hash = credential_hash(browser_id)
         if client.client_id in self._trusted:
+            self._consents.inc("trusted")
             return await self._go_upstream(request, browser_hash)
         ticket = new_secret()
         await self._state.put_consent_ticket(
@@ -236,6 +241,7 @@ class AuthorizationService:
             logger.warning("consent from another browser", extra={"event": "consent.browser_mismatch"})
             return Refused("Sign-in rejected", "This consent was not given in the browser that asked for it.", 403)
         request = found.request
+        self._consents.inc("approved" if approved else "denied")
         if not approved:
             logger.info("consent denied", extra={"event": "consent.denied", "client_id": request.client_id})
             denied = AccessDeniedError("the user denied the request")
@@ -265,9 +271,11 @@ class AuthorizationService:
     async def complete(self, state: str | None, browser_id: str | None, params: Params) -> Outcome:
         pending = await self._state.consume_pending_login(credential_hash(state)) if state else None
         if pending is None:
+            self._logins.inc("expired")
             return Refused("This sign-in has expired", "Go back to your application and sign in again.")
         if not _same_browser(browser_id, pending.browser_hash):
             # Not redirected: the browser presenting this login is not the one that consented to it.
+            self._logins.inc("browser_mismatch")
             logger.warning("callback in another browser", extra={"event": "callback.browser_mismatch"})
             return Refused("Sign-in rejected", "This sign-in was started in another browser.", 403)
         request = pending.request
@@ -276,17 +284,21 @@ class AuthorizationService:
             # Looked up again: a client deleted (or expired) since the login began gets no code, and is
             # never redirected to: its redirect URI is no longer one we vouch for.
             if await self._clients.get(request.client_id) is None:
+                self._logins.inc("client_gone")
                 logger.warning(
                     "client gone during login", extra={"event": "callback.client_gone", "client_id": request.client_id}
                 )
                 return Refused("Sign-in rejected", "The application is no longer registered; start again from it.")
             code = await self._codes.issue_code(request, identity.subject, identity.tokens)
         except OAuthError as exc:
+            self._logins.inc("unavailable" if isinstance(exc, TemporarilyUnavailableError) else "refused")
             return self.error_to_client(request.redirect_uri, exc, request.state)
         except (UpstreamError, StorageError) as exc:
+            self._logins.inc("unavailable")
             logger.error("login could not complete: %s", exc, extra={"event": "callback.unavailable"})
             unavailable = TemporarilyUnavailableError("the sign-in could not complete; try again shortly")
             return self.error_to_client(request.redirect_uri, unavailable, request.state)
+        self._logins.inc("completed")
         return ToClient(add_query(request.redirect_uri, {"code": code, "state": request.state, "iss": self._issuer}))
 
     async def _upstream_identity(self, pending: PendingLogin, params: Params) -> UpstreamIdentity:

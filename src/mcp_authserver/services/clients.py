@@ -15,6 +15,7 @@ from mcp_authserver._clock import Clock
 from mcp_authserver._crypto import credential_hash, equals, new_secret
 from mcp_authserver.errors import InvalidClientError
 from mcp_authserver.oauth.rfc7591 import ClientMetadata
+from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage.protocols import ClientStore
 from mcp_authserver.storage.records import ClientRecord
 
@@ -54,8 +55,10 @@ class ClientService:
         client_ttl: float,
         unused_client_ttl: float,
         clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._registrations = (metrics or Metrics()).client_registrations
         self._static = {client.client_id: client for client in static}
         self._client_ttl = client_ttl
         self._unused_client_ttl = min(unused_client_ttl, client_ttl)
@@ -91,6 +94,7 @@ class ClientService:
         """Store a new registration for `unused_client_ttl` only: a script registers far faster than
         people log in, and its registrations should not be kept for weeks. The first login renews it."""
         await self._store.put_client(client, ttl=self._unused_client_ttl)
+        self._registrations.inc()
         logger.info("client registered", extra={"event": "client.registered", "client_id": client.client_id})
 
     async def renew(self, client: ClientRecord) -> None:

@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 from mcp_authserver._clock import Clock
 from mcp_authserver._crypto import credential_hash, fingerprint
 from mcp_authserver.errors import InvalidTokenError, StorageError
+from mcp_authserver.observability.metrics import Metrics, RevocationCause
 from mcp_authserver.storage.protocols import GrantStore, RevocationStore, UpstreamTokenStore
 from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.tokens.access import AccessTokenVerifier, AuthenticatedPrincipal
@@ -24,6 +25,10 @@ from mcp_authserver.tokens.opaque import grant_id_of
 __all__ = ["RevocationService", "RevocationStorage"]
 
 logger = logging.getLogger(__name__)
+
+
+_REPLAYS = {"code_reuse": "authorization_code", "refresh_reuse": "refresh_token"}
+"""A login ended because one of its credentials was presented again (OAuth 2.1 §4.1.3, RFC 9700 §4.14.2)."""
 
 
 class RevocationStorage(GrantStore, RevocationStore, UpstreamTokenStore, Protocol):
@@ -40,7 +45,9 @@ class RevocationService:
         leeway: float,
         clock: Clock,
         revoke_upstream: Callable[[UpstreamTokens, str], object] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._storage = storage
         self._verifier = verifier
         # Revocations must outlive every access token the login may still have out there.
@@ -49,7 +56,7 @@ class RevocationService:
         self._clock = clock
         self._revoke_upstream = revoke_upstream
 
-    async def end_login(self, grant_id: str, *, reason: str) -> None:
+    async def end_login(self, grant_id: str, *, reason: RevocationCause) -> None:
         """End a login: its access tokens (by a revocation every replica sees), then the login record with
         its refresh family and upstream tokens, which are also revoked at the upstream (RFC 7009)."""
         upstream = None
@@ -58,6 +65,9 @@ class RevocationService:
                 upstream = await self._storage.get_upstream_tokens(grant_id)
         await self._storage.revoke_grant(grant_id, ttl=self._revocation_ttl)
         await self._storage.delete_grant(grant_id)
+        self._metrics.revocations.inc(reason)
+        if reason in _REPLAYS:
+            self._metrics.replays.inc(_REPLAYS[reason])
         logger.warning(
             "grant revoked", extra={"event": "grant.revoked", "reason": reason, "grant": fingerprint(grant_id)}
         )
@@ -103,5 +113,6 @@ class RevocationService:
             return False
         if claims.client_id == client_id:
             await self.revoke_access_token(claims)
+            self._metrics.revocations.inc("access_token_revoked_by_client")
             self._verifier.forget(token)
         return True

@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 from mcp_authserver._clock import Clock
 from mcp_authserver._storage_url import StorageURL
 from mcp_authserver.errors import ConfigurationError
+from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage.redis import RedisStorage
 from mcp_authserver.storage.sealing import Sealer
 
@@ -50,6 +51,7 @@ def redis_storage(
     revocation_retention: float,
     sealer: Sealer | None = None,
     allow_plaintext: bool = False,
+    metrics: Metrics | None = None,
 ) -> RedisStorage:
     """No connection is made here: a server whose Redis is down still starts, and answers 503.
 
@@ -67,6 +69,7 @@ def redis_storage(
         pool_size=connection.pool_size,
         pool_timeout=connection.pool_timeout,
         socket_timeout=connection.socket_timeout,
+        metrics=metrics,
     )
 
 

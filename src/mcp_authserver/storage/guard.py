@@ -24,6 +24,8 @@ from redis import exceptions as redis_errors
 
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver.errors import StorageBusyError, StorageError
+from mcp_authserver.observability.metrics import Metrics
+from mcp_authserver.observability.tracing import span
 
 __all__ = ["StoreGuard"]
 
@@ -54,9 +56,11 @@ class StoreGuard:
         stall_hold: float = 0.0,
         prepare: Callable[[], Awaitable[object]] | None = None,
         clock: Clock = system_clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self._description = description
         self._clock = clock
+        self._metrics = metrics or Metrics()
         self._stall_hold = stall_hold
         self._held_until = 0.0
         # Run once, before the first operation: a client that must connect before it can serve concurrent
@@ -113,6 +117,7 @@ class StoreGuard:
             try:
                 await asyncio.wait_for(self._slots.acquire(), self._wait_timeout)
             except TimeoutError:
+                self._metrics.storage_errors.inc("busy")
                 raise StorageBusyError("the storage backend is busy: no connection became free in time") from None
         try:
             attempts = 2 if idempotent else 1
@@ -120,7 +125,11 @@ class StoreGuard:
                 try:
                     if self._prepare is not None:
                         await self._prepared()
-                    result = await operation()
+                    if reserved:  # a background reader, blocked on purpose: not a latency anyone waits for
+                        result = await operation()
+                    else:
+                        with span("storage"), self._metrics.timed(self._metrics.storage_duration):
+                            result = await operation()
                 except redis_errors.ConnectionError as exc:
                     if attempt + 1 < attempts:
                         continue  # a connection dropped by a restart: a fresh one is taken
@@ -132,6 +141,7 @@ class StoreGuard:
                     # probe, the proof that the store answers again).
                     if probing:
                         self._recovered()
+                    self._metrics.storage_errors.inc("refused")
                     logger.error(
                         "storage command failed: %s", type(exc).__name__, extra={"event": "storage.command_failed"}
                     )
@@ -151,6 +161,7 @@ class StoreGuard:
                 self._prepare = None
 
     def _failed(self, exc: BaseException) -> StorageError:
+        self._metrics.storage_errors.inc("unavailable")
         if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
             self._held_until = self._clock() + self._stall_hold
         if not self._down and not self._closing:

@@ -34,6 +34,7 @@ from redis.asyncio.cluster import RedisCluster
 from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import b64url
 from mcp_authserver.errors import StorageError
+from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage import redis_scripts as lua
 from mcp_authserver.storage.codec import decode, encode
 from mcp_authserver.storage.guard import StoreGuard
@@ -95,6 +96,7 @@ class RedisStorage:
         pool_size: int = 50,
         pool_timeout: float = 2.0,
         socket_timeout: float = 2.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._redis = client
         self._sealer = sealer
@@ -108,6 +110,7 @@ class RedisStorage:
             stall_hold=socket_timeout,
             prepare=client.initialize if isinstance(client, RedisCluster) else None,
             clock=clock,
+            metrics=metrics,
         )
         self._redeem = client.register_script(lua.REDEEM)
         self._rotate = client.register_script(lua.ROTATE)

@@ -20,7 +20,9 @@ from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver.errors import AccessDeniedError, UpstreamError, UpstreamRefreshError
 from mcp_authserver.oauth.oidc import check_audience_and_nonce, signing_algorithm, subject_of, verified_claims
 from mcp_authserver.oauth.rfc6749 import add_query
+from mcp_authserver.observability.metrics import Metrics, UpstreamEndpoint
 from mcp_authserver.storage.records import UpstreamTokens
+from mcp_authserver.upstream.calls import UpstreamCalls
 from mcp_authserver.upstream.config import UpstreamConfig
 from mcp_authserver.upstream.discovery import UpstreamDiscovery, UpstreamMetadata
 from mcp_authserver.upstream.jwks import UpstreamKeySet
@@ -52,18 +54,19 @@ class UpstreamProvider:
         clock: Clock = system_clock,
         registrar: UpstreamRegistrar | None = None,
         upstream_clock: Clock = system_clock,
+        metrics: Metrics | None = None,
     ) -> None:
         """`upstream_clock` judges the times the upstream writes into its ID tokens (exp, iat, nbf). They
         are stamped on the upstream's own clock seconds before we read them, so a server takes the wall
         clock here even when its own `clock` is a test's fake one that has moved days ahead; a test with a
         scripted upstream gives both the same fake clock."""
         self._config = config
-        self._http = http
+        self._calls = UpstreamCalls(http, metrics)
         self.redirect_uri = redirect_uri
         self._clock = clock
         self._upstream_clock = upstream_clock
         self.discovery = UpstreamDiscovery(config, self._get, clock=clock)
-        self.token_client = UpstreamTokenClient(config, self.discovery, http, registrar=registrar)
+        self.token_client = UpstreamTokenClient(config, self.discovery, self._calls, registrar=registrar)
         self._keys = UpstreamKeySet(self._jwks_document, clock=clock)
 
     async def client(self) -> UpstreamClient:
@@ -166,7 +169,7 @@ class UpstreamProvider:
             form = {"token": tokens.refresh_token, "token_type_hint": "refresh_token"}
         else:
             form = {"token": tokens.access_token, "token_type_hint": "access_token"}
-        response = await self.token_client.post(metadata.revocation_endpoint, form, "revocation endpoint")
+        response = await self.token_client.post(metadata.revocation_endpoint, form, "revocation")
         if response.status_code != 200:
             error = ""
             with contextlib.suppress(UpstreamError):
@@ -208,20 +211,22 @@ class UpstreamProvider:
         return claims
 
     async def _jwks_document(self, url: str) -> dict[str, Any]:
-        return json_object(await self._get(url), "JWKS")
+        return json_object(await self._get(url, endpoint="jwks"), "JWKS")
 
     async def _userinfo(self, metadata: UpstreamMetadata, access_token: str) -> dict[str, Any]:
         if metadata.userinfo_endpoint is None:
             raise UpstreamError("a plain OAuth 2.0 upstream needs userinfo_endpoint to identify the user")
         headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-        response = await self._get(metadata.userinfo_endpoint, headers=headers)
+        response = await self._get(metadata.userinfo_endpoint, headers=headers, endpoint="userinfo")
         if response.status_code in (401, 403):
             raise AccessDeniedError("the identity provider refused to say who logged in")
         return json_object(response, "userinfo response")
 
-    async def _get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async def _get(
+        self, url: str, headers: dict[str, str] | None = None, *, endpoint: UpstreamEndpoint = "discovery"
+    ) -> httpx.Response:
         try:
-            response = await self._http.get(url, headers=headers)
+            response = await self._calls.send(endpoint, "GET", url, headers=headers)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the identity provider is unreachable: {type(exc).__name__}") from None
         if response.status_code >= 500:

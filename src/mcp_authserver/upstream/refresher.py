@@ -24,6 +24,7 @@ from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import fingerprint, new_secret
 from mcp_authserver._lease import once_across_replicas
 from mcp_authserver.errors import UpstreamRefreshError
+from mcp_authserver.observability.metrics import RevocationCause
 from mcp_authserver.storage.protocols import GrantStore, LeaseStore, UpstreamTokenStore
 from mcp_authserver.storage.records import UpstreamTokens
 from mcp_authserver.upstream.provider import UpstreamProvider
@@ -41,7 +42,7 @@ _CACHE_MAX_AGE = 300.0
 class EndLogin(Protocol):
     """Ends a login (the revocation service's `end_login`): this module only says that, and why."""
 
-    async def __call__(self, grant_id: str, *, reason: str) -> None: ...
+    async def __call__(self, grant_id: str, *, reason: RevocationCause) -> None: ...
 
 
 class RefresherStorage(UpstreamTokenStore, GrantStore, LeaseStore, Protocol):
@@ -193,6 +194,8 @@ class UpstreamTokenRefresher:
         await self._end_login(grant_id, "the login has no upstream tokens (any more)", reason="upstream_tokens_gone")
         raise UpstreamRefreshError("this login has no upstream tokens (any more)")
 
-    async def _end_login(self, grant_id: str, why: str, *, reason: str = "upstream_refresh_refused") -> None:
+    async def _end_login(
+        self, grant_id: str, why: str, *, reason: RevocationCause = "upstream_refresh_refused"
+    ) -> None:
         logger.info("login ended: %s", why, extra={"event": "upstream.login_ended", "grant": fingerprint(grant_id)})
         await self._end(grant_id, reason=reason)

@@ -19,8 +19,10 @@ from mcp_authserver._clock import Clock, system_clock
 from mcp_authserver._crypto import new_secret
 from mcp_authserver._lease import once_across_replicas
 from mcp_authserver.errors import UpstreamError
+from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage.protocols import DCRCredentialStore, LeaseStore
 from mcp_authserver.storage.records import DCRKey, DCRResolution
+from mcp_authserver.upstream.calls import UpstreamCalls
 from mcp_authserver.upstream.discovery import UpstreamMetadata
 
 
@@ -48,9 +50,10 @@ class UpstreamRegistrar:
         scopes: list[str],
         clock: Clock = system_clock,
         poll_interval: float = 0.05,
+        metrics: Metrics | None = None,
     ) -> None:
         self._storage = storage
-        self._http = http
+        self._calls = UpstreamCalls(http, metrics)
         self._issuer = issuer
         self._redirect_uri = redirect_uri
         self._scopes = scopes
@@ -112,7 +115,9 @@ class UpstreamRegistrar:
             "scope": " ".join(self._scopes),
         }
         try:
-            response = await self._http.post(registration_endpoint, json=body, headers={"Accept": "application/json"})
+            response = await self._calls.send(
+                "registration", "POST", registration_endpoint, json=body, headers={"Accept": "application/json"}
+            )
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream registration endpoint is unreachable: {type(exc).__name__}") from None
         if response.status_code not in (200, 201):

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
 from mcp_authserver.errors import UpstreamError
+from mcp_authserver.upstream.calls import UpstreamCalls
 from mcp_authserver.upstream.config import UpstreamConfig
 from mcp_authserver.upstream.discovery import UpstreamDiscovery, UpstreamMetadata
 from mcp_authserver.upstream.registration import UpstreamRegistrar
@@ -58,13 +59,13 @@ class UpstreamTokenClient:
         self,
         config: UpstreamConfig,
         discovery: UpstreamDiscovery,
-        http: httpx.AsyncClient,
+        calls: UpstreamCalls,
         *,
         registrar: UpstreamRegistrar | None = None,
     ) -> None:
         self._config = config
         self._discovery = discovery
-        self._http = http
+        self._calls = calls
         self._registrar = registrar
 
     async def credentials(self) -> UpstreamClient:
@@ -80,7 +81,7 @@ class UpstreamTokenClient:
     async def token(self, form: dict[str, str]) -> dict[str, Any]:
         """The token endpoint's successful answer (RFC 6749 §5.1), or RefusedError / UpstreamError."""
         metadata = await self._discovery.metadata()
-        response = await self.post(metadata.token_endpoint, form, "token endpoint")
+        response = await self.post(metadata.token_endpoint, form, "token")
         if response.status_code >= 500 or response.status_code == 429:
             raise UpstreamError(f"the upstream token endpoint answered {response.status_code}")
         body = json_object(response, "token response")
@@ -103,7 +104,7 @@ class UpstreamTokenClient:
             raise UpstreamError("the upstream token response has no access_token")
         return body
 
-    async def post(self, url: str, form: dict[str, str], what: str) -> httpx.Response:
+    async def post(self, url: str, form: dict[str, str], endpoint: Literal["token", "revocation"]) -> httpx.Response:
         """A form POST with our client authentication (RFC 6749 §2.3; RFC 7009 §2.1 uses the same)."""
         client = await self.credentials()
         metadata = await self._discovery.metadata()
@@ -118,11 +119,16 @@ class UpstreamTokenClient:
             if method == "client_secret_post" and secret is not None:
                 form["client_secret"] = secret
         try:
-            return await self._http.post(
-                url, data=form, headers={"Accept": "application/json"}, auth=auth or httpx.USE_CLIENT_DEFAULT
+            return await self._calls.send(
+                endpoint,
+                "POST",
+                url,
+                data=form,
+                headers={"Accept": "application/json"},
+                auth=auth or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream {what} is unreachable: {type(exc).__name__}") from None
+            raise UpstreamError(f"the upstream {endpoint} endpoint is unreachable: {type(exc).__name__}") from None
 
 
 def _pick_auth_method(metadata: UpstreamMetadata, secret: str | None) -> str:

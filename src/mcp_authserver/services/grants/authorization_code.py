@@ -17,6 +17,7 @@ from mcp_authserver.errors import InvalidGrantError
 from mcp_authserver.oauth import rfc7636
 from mcp_authserver.oauth.params import Params
 from mcp_authserver.oauth.rfc8707 import check_resource
+from mcp_authserver.observability.metrics import RevocationCause
 from mcp_authserver.services.grants.issuance import TokenIssuance, TokenResponse
 from mcp_authserver.storage.protocols import CodeStore
 from mcp_authserver.storage.records import (
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 class _EndsLogins(Protocol):
-    async def end_login(self, grant_id: str, *, reason: str) -> None: ...
+    async def end_login(self, grant_id: str, *, reason: RevocationCause) -> None: ...
 
 
 class AuthorizationCodeGrant:
@@ -124,4 +125,4 @@ class AuthorizationCodeGrant:
             "grant opened",
             extra={"event": "grant.opened", "client_id": client.client_id, "grant": fingerprint(grant_id)},
         )
-        return self._issuance.respond(grant, grant.scopes, refresh_token, generation=0)
+        return self._issuance.respond(grant, grant.scopes, refresh_token, generation=0, grant_type=self.name)

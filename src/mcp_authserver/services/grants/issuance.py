@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_authserver._clock import Clock
+from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage.records import GrantRecord
 from mcp_authserver.tokens.access import AccessTokenIssuer
 
@@ -35,12 +36,13 @@ class TokenResponse:
 
 
 class TokenIssuance:
-    def __init__(self, access_tokens: AccessTokenIssuer, *, clock: Clock) -> None:
+    def __init__(self, access_tokens: AccessTokenIssuer, *, clock: Clock, metrics: Metrics | None = None) -> None:
         self._access_tokens = access_tokens
         self._clock = clock
+        self._issued = (metrics or Metrics()).tokens_issued
 
     def respond(
-        self, grant: GrantRecord, scopes: Sequence[str], refresh_token: str | None, *, generation: int
+        self, grant: GrantRecord, scopes: Sequence[str], refresh_token: str | None, *, generation: int, grant_type: str
     ) -> TokenResponse:
         """An access token for `scopes` of the login, never outliving it (`max_grant_lifetime`)."""
         lifetime = min(float(self._access_tokens.ttl), grant.expires_at - self._clock())
@@ -53,6 +55,7 @@ class TokenIssuance:
             generation=generation,
             ttl=lifetime,
         )
+        self._issued.inc(grant_type, grant.client_id)  # an authenticated, registered client: a bounded label
         return TokenResponse(
             access_token=issued.token, expires_in=issued.expires_in, scope=" ".join(scopes), refresh_token=refresh_token
         )

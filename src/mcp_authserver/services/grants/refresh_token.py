@@ -16,6 +16,7 @@ from mcp_authserver.errors import InvalidGrantError, InvalidScopeError
 from mcp_authserver.oauth.params import Params
 from mcp_authserver.oauth.rfc6749 import parse_scope
 from mcp_authserver.oauth.rfc8707 import check_resource
+from mcp_authserver.observability.metrics import RevocationCause
 from mcp_authserver.services.grants.issuance import TokenIssuance, TokenResponse
 from mcp_authserver.storage.protocols import GENERATION_ALL, GrantStore, RevocationStore
 from mcp_authserver.storage.records import ClientRecord, GrantRecord
@@ -25,7 +26,7 @@ __all__ = ["RefreshTokenGrant"]
 
 
 class _EndsLogins(Protocol):
-    async def end_login(self, grant_id: str, *, reason: str) -> None: ...
+    async def end_login(self, grant_id: str, *, reason: RevocationCause) -> None: ...
 
 
 class RefreshStorage(GrantStore, RevocationStore, Protocol):
@@ -84,7 +85,9 @@ class RefreshTokenGrant:
             new_token = repeated
         if result.outcome == "unknown" or result.grant is None:
             raise InvalidGrantError("the refresh token is invalid or has expired")
-        return self._issuance.respond(result.grant, scopes, new_token, generation=result.generation)
+        return self._issuance.respond(
+            result.grant, scopes, new_token, generation=result.generation, grant_type=self.name
+        )
 
 
 def _narrowed_scopes(grant: GrantRecord, scope: str | None) -> tuple[str, ...]:
