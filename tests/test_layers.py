@@ -31,6 +31,7 @@ LAYERS: list[set[str]] = [
     {"integrations"},  # the mcp SDK and FastMCP: the only users of those packages
     {"settings"},  # read by the composition root only
     {"server"},  # the composition root
+    {"probe"},  # `check --probe`: the server's parts, built as the server builds them, asked if they work
     {"testing"},  # helpers for the users' tests (and ours)
     {"__init__"},  # the public API
     {"demo"},

@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     generate = keys_commands.add_parser("generate", help="print a new PEM private key")
     generate.add_argument("--alg", choices=["ES256", "RS256", "EdDSA"], default="ES256")
     keys_commands.add_parser("encryption-key", help="print a new AES-256 key for MCP_AUTHSERVER_ENCRYPTION__KEYS")
-    commands.add_parser("check", help="validate the MCP_AUTHSERVER_* settings and print a summary")
+    check = commands.add_parser("check", help="validate the MCP_AUTHSERVER_* settings and print a summary")
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also load the signing keys, ping the storage and fetch the upstream's metadata (exit 1 if any fails)",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -42,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(SigningKey.generate(args.alg).to_pem().decode())
         return 0
-    return _check()
+    return _check(probe=args.probe)
 
 
-def _check() -> int:
+def _check(*, probe: bool) -> int:
+    """Exit 2 for invalid settings, 1 when a probe fails: a deployment script can tell the two apart."""
     from mcp_authserver.settings import AuthServerSettings
 
     try:
@@ -57,7 +63,16 @@ def _check() -> int:
     print(f"resource  {settings.resource}")
     print(f"upstream  {settings.upstream.issuer or settings.upstream.authorization_endpoint}")
     print(f"storage   {settings.storage.redacted_url}")
-    return 0
+    if not probe:
+        return 0
+    import asyncio
+
+    from mcp_authserver.probe import probe as run_probes
+
+    results = asyncio.run(run_probes(settings))
+    for result in results:
+        print(result.line)
+    return 0 if all(result.ok for result in results) else 1
 
 
 if __name__ == "__main__":

@@ -97,21 +97,14 @@ class EmbeddedAuthServer:
         """Every count and latency this server records; `metrics_app()` serves them to Prometheus."""
         bridge_to_opentelemetry(self.metrics)
         tokens = settings.tokens
-        self.key_provider = key_provider or _keys_from(settings)
+        self.key_provider = key_provider or key_provider_from_settings(settings)
         keys = settings.encryption.resolved_keys()
         self.sealer = Sealer(keys) if keys else None
-        self.storage: Storage = storage or storage_from_settings(
-            settings.storage,
-            clock=clock,
-            sealer=self.sealer,
-            allow_plaintext=settings.encryption.allow_plaintext_reads,
-            revocation_retention=(tokens.access_token_ttl + tokens.leeway).total_seconds(),
-            metrics=self.metrics,
+        self.storage: Storage = storage or server_storage(
+            settings, clock=clock, sealer=self.sealer, metrics=self.metrics
         )
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=settings.upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
-        )
+        self._http = http_client or upstream_http_client(settings.upstream)
         self.route_table = RouteTable(
             settings.issuer,
             settings.resource,
@@ -474,7 +467,9 @@ class EmbeddedAuthServer:
                 logger.warning("the %s %s is plain http outside loopback", name, url, extra={"event": "startup.http"})
 
 
-def _keys_from(settings: AuthServerSettings) -> KeyProvider:
+def key_provider_from_settings(settings: AuthServerSettings) -> KeyProvider:
+    """The configured signing keys, or an ephemeral one; raises ConfigurationError naming a file that
+    cannot be read or holds no usable key."""
     if settings.tokens.signing_key_files:
         return KeyProvider.from_files(settings.tokens.signing_key_files)
     return KeyProvider.ephemeral(settings.tokens.algorithm)
@@ -491,6 +486,13 @@ def _static_client(client: StaticClientSettings) -> ClientRecord:
         client_secret_hash=credential_hash(secret) if secret else None,
         client_name=client.client_name,
         static=True,
+    )
+
+
+def upstream_http_client(upstream: UpstreamSettings) -> httpx.AsyncClient:
+    """The client every request to the upstream goes through (unless the host passes its own)."""
+    return httpx.AsyncClient(
+        timeout=upstream.timeout_seconds, follow_redirects=False, headers={"User-Agent": "mcp-authserver"}
     )
 
 
@@ -520,6 +522,22 @@ def upstream_config(upstream: UpstreamSettings) -> UpstreamConfig:
         subject_claim=upstream.subject_claim,
         discovery_ttl=upstream.discovery_ttl.total_seconds(),
         client_settings_hint=hint,
+    )
+
+
+def server_storage(
+    settings: AuthServerSettings, *, clock: Clock, sealer: Sealer | None, metrics: Metrics | None = None
+) -> Storage:
+    """The storage a server built from these settings uses: revocations are kept as long as an access
+    token may live."""
+    tokens = settings.tokens
+    return storage_from_settings(
+        settings.storage,
+        clock=clock,
+        sealer=sealer,
+        allow_plaintext=settings.encryption.allow_plaintext_reads,
+        revocation_retention=(tokens.access_token_ttl + tokens.leeway).total_seconds(),
+        metrics=metrics,
     )
 
 

@@ -2,14 +2,22 @@
 
 The server never reads the environment itself; everything arrives through these models, so a host
 can also build them in code. A bad value fails at construction with the variable's name in the
-message (`ConfigurationError`).
+message (`ConfigurationError`), and so does an `MCP_AUTHSERVER_*` variable that names no setting: a
+misspelt security setting silently left at its default is worse than a server that refuses to start.
+
+Every URL is checked here, not where it is first used: a wrong scheme, host, port or database number
+would otherwise surface as a failed login or a 503 hours later, or not at all (redis-py reads a
+database path it cannot parse as database 0). Messages show the value without its credentials.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +31,7 @@ from pydantic import (
     FilePath,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -30,10 +39,10 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from mcp_authserver._storage_url import StorageURL
+from mcp_authserver._storage_url import StorageURL, example_url, url_problem
 from mcp_authserver.errors import ConfigurationError
 from mcp_authserver.oauth.rfc7591 import has_iss_parameter
-from mcp_authserver.oauth.urls import canonical_url, is_loopback_host
+from mcp_authserver.oauth.urls import canonical_origin, canonical_url, is_loopback_host, web_url_problem
 
 __all__ = [
     "ENV_PREFIX",
@@ -82,8 +91,33 @@ WordList = Annotated[list[str], NoDecode]
 PathList = Annotated[list[FilePath], NoDecode]
 
 
+def _refused(value: str, problem: str, example: str) -> ValueError:
+    """One format for every bad URL: what is wrong, the value as it may be shown, a value that works."""
+    shown = StorageURL.of(value).shown if value else ""  # credentials and query values masked
+    return ValueError(f"{problem} (got {shown!r}; e.g. {example})")
+
+
+def _canonical(value: str, *, what: str, example: str) -> str:
+    if (problem := web_url_problem(value.strip(), query=False)) is not None:
+        raise _refused(value.strip(), problem, example)
+    return canonical_url(value, what=what)
+
+
+_PRIVATE_USE_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^#\s]+")
+
+
 class _Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_UPSTREAM_EXAMPLES = {
+    "issuer": "https://idp.example.com/oauth2/default",
+    "authorization_endpoint": "https://idp.example.com/oauth2/authorize",
+    "token_endpoint": "https://idp.example.com/oauth2/token",
+    "userinfo_endpoint": "https://idp.example.com/oauth2/userinfo",
+    "jwks_uri": "https://idp.example.com/oauth2/keys",
+    "revocation_endpoint": "https://idp.example.com/oauth2/revoke",
+}
 
 
 class UpstreamSettings(_Group):
@@ -118,6 +152,18 @@ class UpstreamSettings(_Group):
 
     _split = field_validator("scopes", mode="before")(_split_words)
     _extra = field_validator("extra_authorize_params", mode="before")(_json_object)
+
+    @field_validator(*_UPSTREAM_EXAMPLES)
+    @classmethod
+    def _url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An empty variable means unset, as it always did (every use tested the URL for truth)."""
+        if value is None or not value.strip():
+            return None
+        name = info.field_name or ""
+        # An issuer is an identifier (RFC 8414 §2): discovery appends a path to it, so no query.
+        if (problem := web_url_problem(value.strip(), query=name != "issuer")) is not None:
+            raise _refused(value.strip(), problem, _UPSTREAM_EXAMPLES[name])
+        return value.strip()
 
     @model_validator(mode="after")
     def _check(self) -> UpstreamSettings:
@@ -304,10 +350,9 @@ class StorageSettings(_Group):
 
     @field_validator("url")
     @classmethod
-    def _scheme(cls, value: str) -> str:
-        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-        if scheme not in STORAGE_SCHEMES:
-            raise ValueError(f"the storage URL must start with one of {', '.join(sorted(STORAGE_SCHEMES))}://")
+    def _url(cls, value: str) -> str:
+        if (problem := url_problem(value)) is not None:
+            raise _refused(value, problem, example_url(value))
         return value
 
     @field_validator("key_prefix")
@@ -346,11 +391,6 @@ class StorageSettings(_Group):
         if self.password_file is not None:
             return Path(self.password_file).read_text().strip()
         return self.password.get_secret_value() if self.password else None
-
-
-STORAGE_SCHEMES = frozenset(
-    {"memory", "redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"}
-)
 
 
 class EncryptionSettings(_Group):
@@ -394,6 +434,21 @@ class StaticClientSettings(_Group):
     grant_types: list[str] = Field(default_factory=lambda: ["authorization_code", "refresh_token"])
     token_endpoint_auth_method: Literal["none", "client_secret_basic", "client_secret_post"] | None = None
     """Defaults to `client_secret_basic` with a secret and `none` without."""
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _redirect_uris(cls, uris: list[str]) -> list[str]:
+        """http(s) URIs need a host and a usable port; others are a native app's private-use scheme
+        (RFC 8252 §7.1). Checked as dynamic registration's are not: the operator may list a plain http
+        URI outside loopback, which registration refuses."""
+        for uri in uris:
+            if uri.partition(":")[0].lower() in ("http", "https"):
+                problem = web_url_problem(uri)
+            else:
+                problem = None if _PRIVATE_USE_SCHEME.fullmatch(uri) else "not an absolute URI without a fragment"
+            if problem is not None:
+                raise _refused(uri, problem, "https://app.example.com/callback")
+        return uris
 
     @model_validator(mode="after")
     def _check(self) -> StaticClientSettings:
@@ -449,12 +504,25 @@ class AuthServerSettings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:
-        return canonical_url(value, what="issuer")
+        return _canonical(value, what="issuer", example="https://mcp.example.com")
 
     @field_validator("resource")
     @classmethod
     def _resource(cls, value: str) -> str:
-        return canonical_url(value, what="resource")
+        return _canonical(value, what="resource", example="https://mcp.example.com/mcp")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        """Spelt as browsers send `Origin`, which is compared exactly: `https://App.example.com/` would
+        otherwise never match."""
+        canonical = []
+        for origin in origins:
+            try:
+                canonical.append(origin if origin == "*" else canonical_origin(origin))
+            except ValueError as exc:
+                raise _refused(origin.strip(), str(exc), "https://app.example.com") from None
+        return canonical
 
     @model_validator(mode="after")
     def _check(self) -> AuthServerSettings:
@@ -474,12 +542,16 @@ class AuthServerSettings(BaseSettings):
         return self
 
     def __init__(self, **values: Any) -> None:
+        unknown = _unknown_variables(os.environ)
+        problems = [f"{name}: {problem}" for name, problem in unknown.items()]
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigurationError(_describe(exc)) from None
+            problems += _describe(exc, unknown=unknown)
         except (SettingsError, json.JSONDecodeError) as exc:
-            raise ConfigurationError(f"cannot parse an {ENV_PREFIX}* variable: {exc}") from None
+            problems.append(f"cannot parse an {ENV_PREFIX}* variable: {exc}")
+        if problems:
+            raise ConfigurationError("invalid settings:\n  " + "\n  ".join(problems)) from None
 
 
 def env_name(*loc: str | int) -> str:
@@ -487,7 +559,10 @@ def env_name(*loc: str | int) -> str:
     return ENV_PREFIX + ENV_DELIMITER.join(str(part).upper() for part in loc if isinstance(part, str))
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, *, unknown: Mapping[str, str]) -> list[str]:
+    """One line per error, naming its variable; none for what an unknown variable already explains (a
+    misspelt setting in a group is also pydantic's extra input, `…__ALGORITHM__X` makes `…__ALGORITHM` a dict)."""
+    explained = tuple(name.upper() for name in unknown)
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         parts = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
@@ -495,13 +570,66 @@ def _describe(exc: ValidationError) -> str:
         cut = next((i for i, part in enumerate(parts) if isinstance(part, int)), len(parts))
         loc = [str(part) for part in parts[:cut]]
         inside = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts[cut:])
+        where = env_name(*loc) if loc else ENV_PREFIX + "*"
+        if any(name == where or name.startswith(where + ENV_DELIMITER) for name in explained):
+            continue
         message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden" and not inside:  # a misspelt key in a group given in code or JSON
+            message = _no_such_setting(where)
         # A cross-field check fails on its group: name the variables it talks about, not the group.
         for field in _fields_at(loc):
             message = re.sub(rf"\b{field}\b", env_name(*loc, field), message)
-        where = env_name(*loc) if loc else ENV_PREFIX + "*"
         lines.append(f"{where} ({inside.lstrip('.')}): {message}" if inside else f"{where}: {message}")
-    return "invalid settings:\n  " + "\n  ".join(lines)
+    return lines
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """Each `MCP_AUTHSERVER_*` variable of `environ` that names no setting, with what to say about it.
+
+    Case-insensitive, as the settings are. A group may also be given whole, as JSON (`MCP_AUTHSERVER_UPSTREAM`).
+    """
+    return {
+        name: _no_such_setting(name)
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and not _is_setting(name.upper().removeprefix(ENV_PREFIX))
+    }
+
+
+def _is_setting(suffix: str) -> bool:
+    known = _known_settings()
+    group, delimiter, field = suffix.partition(ENV_DELIMITER)
+    if not delimiter:
+        return suffix in known[""]
+    return bool(group) and field in known.get(group, ())
+
+
+def _no_such_setting(name: str) -> str:
+    suggestion = _closest(name.upper().removeprefix(ENV_PREFIX))
+    return f"no such setting; did you mean {ENV_PREFIX}{suggestion}?" if suggestion else "no such setting"
+
+
+def _closest(suffix: str) -> str | None:
+    """The valid name nearest a misspelt one: within its group when the group is recognisable, so that
+    `UPSTREAM__` shared by every name of the group does not make an unrelated one look near."""
+    known = _known_settings()
+    groups = [group for group in known if group]
+    group, delimiter, field = suffix.partition(ENV_DELIMITER)
+    if delimiter and (near_groups := difflib.get_close_matches(group, groups, n=1)):
+        near = difflib.get_close_matches(field, known[near_groups[0]], n=1)
+        return f"{near_groups[0]}{ENV_DELIMITER}{near[0]}" if near else None
+    every = [*known[""], *(f"{group}{ENV_DELIMITER}{field}" for group in groups for field in known[group])]
+    near = difflib.get_close_matches(suffix, every, n=1)
+    return near[0] if near else None
+
+
+@functools.cache
+def _known_settings() -> dict[str, tuple[str, ...]]:
+    """The settings of the top level ("") and of each group, upper case as in their variables."""
+    known = {"": tuple(name.upper() for name in AuthServerSettings.model_fields)}
+    for name, field in AuthServerSettings.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            known[name.upper()] = tuple(sub.upper() for sub in field.annotation.model_fields)
+    return known
 
 
 def _fields_at(loc: list[str]) -> list[str]:

@@ -83,16 +83,30 @@ def test_the_settings_show_the_url_without_its_password(form: str) -> None:
         # A value redis-py does not know could be a misspelt password; an @ in a password query is no user info.
         (f"redis://h:6379/0?pasword={SECRET}&db=1", "redis://h:6379/0?pasword=***&db=1"),
         (f"redis://h:6379/0?password=x@{SECRET}", "redis://h:6379/0?password=***"),
-        # A reserved character left unescaped in the password: nothing before an @ is shown, nor a bad host.
+    ],
+)  # fmt: skip
+def test_the_redacted_url_keeps_hosts_path_and_harmless_options_and_nothing_else(url: str, shown: str) -> None:
+    assert StorageSettings(url=url).redacted_url == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
         (f"redis://:{SECRET}/x@h:6379/0", "redis://***@h:6379/0"),
         (f"redis://:{SECRET}?x@h:6379", "redis://***@h:6379"),
         (f"redis://:{SECRET}#x@h:6379", "redis://***@h:6379"),
         (f"redis+cluster://:{SECRET}", "redis+cluster://***"),
         (f"redis://:{SECRET}@[::1/0", "redis://***"),
     ],
-)  # fmt: skip
-def test_the_redacted_url_keeps_hosts_path_and_harmless_options_and_nothing_else(url: str, shown: str) -> None:
-    assert StorageSettings(url=url).redacted_url == shown
+)
+def test_a_password_with_an_unescaped_reserved_character_is_refused_showing_neither_it_nor_a_bad_host(
+    url: str, shown: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        StorageSettings(url=url)
+    message = "".join(traceback.format_exception(caught.value))
+    assert repr(shown) in message
+    assert SECRET not in message
 
 
 def test_a_rejected_storage_url_is_not_quoted_in_the_validation_error() -> None:
@@ -144,9 +158,13 @@ def test_check_prints_the_storage_url_without_its_password(
         f"redis://:{SECRET}@[::1/0",  # not a URL at all
     ],
 )
-def test_an_unusable_storage_url_fails_at_construction_without_showing_its_password(url: str, clock: FakeClock) -> None:
+def test_an_unusable_storage_url_fails_at_load_or_construction_without_showing_its_password(
+    url: str, clock: FakeClock
+) -> None:
+    """Most are refused when the settings load; what only redis-py knows (its query options), when the
+    storage is built. Either way before the first request."""
     with pytest.raises(ConfigurationError) as caught:
-        storage_from_settings(StorageSettings(url=url), clock=clock)
+        storage_from_settings(_settings(url).storage, clock=clock)
 
     message = "".join(traceback.format_exception(caught.value))
     assert "MCP_AUTHSERVER_STORAGE__URL" in message

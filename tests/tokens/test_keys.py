@@ -224,6 +224,11 @@ def test_a_bad_key_file_is_named_in_the_error(tmp_path: Path) -> None:
         KeyProvider.from_files([path])
 
 
+def test_a_key_file_that_cannot_be_read_is_a_configuration_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"gone\.pem"):
+        KeyProvider.from_files([tmp_path / "gone.pem"])
+
+
 @pytest.mark.parametrize("algorithm", ["ES256", "RS256", "EdDSA"])
 def test_an_ephemeral_provider_has_one_fresh_key_of_the_algorithm(algorithm: str) -> None:
     provider = KeyProvider.ephemeral(algorithm)

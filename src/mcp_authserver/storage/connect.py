@@ -18,7 +18,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from mcp_authserver._clock import Clock
-from mcp_authserver._storage_url import StorageURL
+from mcp_authserver._storage_url import StorageURL, example_url
 from mcp_authserver.errors import ConfigurationError
 from mcp_authserver.observability.metrics import Metrics
 from mcp_authserver.storage.redis import RedisStorage
@@ -83,7 +83,14 @@ def _checked_redis_client(connection: RedisConnection) -> Redis | RedisCluster:
         raise
     except (ValueError, TypeError) as exc:
         detail = _MALFORMED if url.malformed else url.scrub(str(exc))
-        raise ConfigurationError(f"MCP_AUTHSERVER_STORAGE__URL ({url.shown}): {detail}") from None
+        raise _refused(connection.url, detail) from None
+
+
+def _refused(url: str, detail: str) -> ConfigurationError:
+    """In the settings' format for a bad URL (most are refused there, when the settings load)."""
+    return ConfigurationError(
+        f"MCP_AUTHSERVER_STORAGE__URL: {detail} (got {StorageURL.of(url).shown!r}; e.g. {example_url(url)})"
+    )
 
 
 _MALFORMED = "not a valid URL; a reserved character in the password (/ ? # @) must be percent-encoded"
@@ -126,9 +133,7 @@ def _redis_client(connection: RedisConnection, url: StorageURL) -> Redis | Redis
 
     path = [segment for segment in parts.path.split("/") if segment]
     if not path:
-        raise ConfigurationError(
-            f"MCP_AUTHSERVER_STORAGE__URL ({url.shown}): a Sentinel URL ends with /<service name>[/<db>]"
-        )
+        raise _refused(connection.url, "a Sentinel URL ends with /<service name>[/<db>]")
     db = int(path[1]) if len(path) > 1 else int(parse_qs(parts.query).get("db", ["0"])[0])
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": connection.socket_timeout}
     if connection.sentinel_password is not None:
@@ -161,7 +166,7 @@ def _hosts(netloc: str, url: StorageURL) -> list[tuple[str, int]]:
     for item in netloc.split(","):
         host, _, port = item.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigurationError(f"MCP_AUTHSERVER_STORAGE__URL ({url.shown}): hosts must be host:port")
+            raise _refused(url.shown, "hosts must be host:port")
         nodes.append((host.strip("[]"), int(port)))
     return nodes
 

@@ -93,7 +93,8 @@ class KeyProvider:
 
     @classmethod
     def from_files(cls, paths: Iterable[Path]) -> KeyProvider:
-        return cls([SigningKey.from_pem(Path(p).read_bytes(), source=str(p)) for p in paths])
+        """Raises ConfigurationError naming the file that cannot be read or holds no usable key."""
+        return cls([_key_from_file(Path(path)) for path in paths])
 
     @classmethod
     def ephemeral(cls, algorithm: str = "ES256") -> KeyProvider:
@@ -117,6 +118,14 @@ class KeyProvider:
 
     def jwks(self) -> dict[str, Any]:
         return self._jwks
+
+
+def _key_from_file(path: Path) -> SigningKey:
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:  # a mounted secret with the wrong owner or mode, or one removed since
+        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from exc
+    return SigningKey.from_pem(pem, source=str(path))
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from mcp_authserver.oauth.urls import is_loopback_host, url_path
 from mcp_authserver.upstream.config import UpstreamConfig
 from mcp_authserver.upstream.sanitize import clean_error, json_object
 
-__all__ = ["UpstreamDiscovery", "UpstreamMetadata", "discover"]
+__all__ = ["UpstreamDiscovery", "UpstreamMetadata", "configured_metadata", "discover"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,25 +74,9 @@ class UpstreamDiscovery:
 
 
 async def discover(config: UpstreamConfig, get: Getter) -> UpstreamMetadata:
-    """The upstream's metadata: discovered from its issuer, or all from the config.
-
-    Discovery is skipped only when the settings name every endpoint a login uses (the JWKS for
-    OIDC, userinfo for plain OAuth 2.0) and a client id (registering needs the discovered
-    registration_endpoint); the issuer ID tokens are checked against is then the configured one.
-    """
-    authorization, token = config.authorization_endpoint, config.token_endpoint
-    identifies = config.jwks_uri if config.is_oidc else config.userinfo_endpoint
-    if authorization and token and (config.issuer is None or (identifies and config.client_id)):
-        return UpstreamMetadata(
-            issuer=config.issuer,
-            authorization_endpoint=authorization,
-            token_endpoint=token,
-            userinfo_endpoint=config.userinfo_endpoint,
-            jwks_uri=config.jwks_uri,
-            revocation_endpoint=config.revocation_endpoint,
-            # Unknown without discovery: any asymmetric algorithm whose key type fits (upstream/jwks.py).
-            id_token_algorithms=ID_TOKEN_ALGORITHMS,
-        )
+    """The upstream's metadata: discovered from its issuer, or all from the config."""
+    if (metadata := configured_metadata(config)) is not None:
+        return metadata
     if config.issuer is None:  # settings validation requires both endpoints without an issuer
         raise UpstreamError("the upstream has neither an issuer nor explicit endpoints")
     document = await _fetch_discovery(config.issuer.rstrip("/"), get)
@@ -124,6 +108,27 @@ async def discover(config: UpstreamConfig, get: Getter) -> UpstreamMetadata:
         )
     except TypeError:
         raise UpstreamError("the upstream metadata is malformed") from None
+
+
+def configured_metadata(config: UpstreamConfig) -> UpstreamMetadata | None:
+    """The metadata when the settings hold all of it, else None: discovery is skipped only when they name
+    every endpoint a login uses (the JWKS for OIDC, userinfo for plain OAuth 2.0) and a client id
+    (registering needs the discovered registration_endpoint); the issuer ID tokens are checked against
+    is then the configured one."""
+    authorization, token = config.authorization_endpoint, config.token_endpoint
+    identifies = config.jwks_uri if config.is_oidc else config.userinfo_endpoint
+    if not (authorization and token and (config.issuer is None or (identifies and config.client_id))):
+        return None
+    return UpstreamMetadata(
+        issuer=config.issuer,
+        authorization_endpoint=authorization,
+        token_endpoint=token,
+        userinfo_endpoint=config.userinfo_endpoint,
+        jwks_uri=config.jwks_uri,
+        revocation_endpoint=config.revocation_endpoint,
+        # Unknown without discovery: any asymmetric algorithm whose key type fits (upstream/jwks.py).
+        id_token_algorithms=ID_TOKEN_ALGORITHMS,
+    )
 
 
 async def _fetch_discovery(issuer: str, get: Getter) -> dict[str, Any]:
