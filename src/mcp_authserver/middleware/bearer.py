@@ -103,6 +103,7 @@ class BearerAuthMiddleware:
         auth_context: AuthContextHook | None = None,
     ) -> None:
         self.app = app
+        """The wrapped ASGI app."""
         context = auth_context or _STARLETTE_USER
         self._make_user = context.user
         self._context_var = context.var
