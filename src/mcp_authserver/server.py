@@ -79,7 +79,10 @@ class EmbeddedAuthServer:
     )
     ```
 
-    Every part can be replaced by passing it in; nothing here reads the environment.
+    Every part can be replaced by passing it in; nothing here reads the environment. By default the
+    storage is the one `settings.storage` names, the signing keys are read from
+    `settings.tokens.signing_key_files` (an ephemeral key without them), the HTTP client towards the
+    upstream is created here (and closed by `aclose`), and the clock is the system clock.
     """
 
     def __init__(
@@ -92,17 +95,23 @@ class EmbeddedAuthServer:
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
+        """The settings this server was built from."""
         self.clock = clock
+        """The current time in epoch seconds (`time.time` by default): this server's own tokens, records and
+        expiries go by it; the times in the upstream's ID tokens go by the wall clock."""
         self.metrics = Metrics()
         """Every count and latency this server records; `metrics_app()` serves them to Prometheus."""
         bridge_to_opentelemetry(self.metrics)
         tokens = settings.tokens
         self.key_provider = key_provider or key_provider_from_settings(settings)
+        """The keys access tokens are signed with, published at `/.well-known/jwks.json`."""
         keys = settings.encryption.resolved_keys()
         self.sealer = Sealer(keys) if keys else None
+        """Encrypts records at rest with `settings.encryption`'s keys; None without keys."""
         self.storage: Storage = storage or server_storage(
             settings, clock=clock, sealer=self.sealer, metrics=self.metrics
         )
+        """Everything the server remembers (`mcp_authserver.storage`)."""
         self._owns_http = http_client is None
         self._http = http_client or upstream_http_client(settings.upstream)
         self.route_table = RouteTable(
@@ -130,6 +139,7 @@ class EmbeddedAuthServer:
             upstream_config(settings.upstream), http=self._http, redirect_uri=callback_url, clock=clock,
             registrar=registrar, metrics=self.metrics,
         )  # fmt: skip
+        """The identity provider users log in to: discovery, token requests, ID-token validation."""
         revocations = self.storage
         self.access_tokens = AccessTokenIssuer(
             self.key_provider,
@@ -138,6 +148,7 @@ class EmbeddedAuthServer:
             clock=clock,
             not_before=lambda: revocations.revocation_floor,
         )
+        """Signs this server's access tokens."""
         self.verifier = AccessTokenVerifier(
             self.key_provider,
             issuer=settings.issuer,
@@ -145,6 +156,7 @@ class EmbeddedAuthServer:
             leeway=tokens.leeway.total_seconds(),
             clock=clock,
         )
+        """Checks this server's access tokens (signature, issuer, audience, times); revocation is checked apart."""
         self._build_services(settings, clock)
         self._routes = self._build_routes(settings)
         self._app = PathDispatcher(self._routes)
@@ -312,6 +324,7 @@ class EmbeddedAuthServer:
 
     @property
     def upstream_tokens(self) -> UpstreamTokenStore:
+        """Secret-bearing: the users' upstream tokens, per login. Never log its records."""
         return self.storage
 
     @property
@@ -321,6 +334,7 @@ class EmbeddedAuthServer:
 
     @property
     def resource_metadata_url(self) -> str:
+        """The URL of the RFC 9728 protected resource metadata of `settings.resource`, as the 401 challenge names it."""
         return rfc9728.metadata_url(self.settings.resource)
 
     def starlette_routes(self) -> list[BaseRoute]:

@@ -72,11 +72,13 @@ class FakeClock:
 
     def __init__(self, start: float | None = None) -> None:
         self.now = time.time() if start is None else start
+        """The time it tells, in epoch seconds."""
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
+        """Move the clock `seconds` ahead."""
         self.now += seconds
 
 
@@ -113,6 +115,7 @@ class RunningApp:
     url: str
     """Its base URL, e.g. `http://127.0.0.1:8000`."""
     port: int
+    """The port it listens on."""
     _task: asyncio.Task[None]
 
     async def stopped(self) -> None:
@@ -181,10 +184,17 @@ class HeadlessBrowser:
         self, redirect_uri: str, subject: str = "alice@example.com", transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.redirect_uri = redirect_uri
+        """The client's redirect URI: where the walk stops."""
         self.subject = subject
+        """The user name typed into the development provider's login form."""
         self.transport = transport
+        """Where requests go; None: over the network."""
 
     async def walk(self, url: str) -> dict[str, str]:
+        """Follow a login from `url` (an authorization URL) to the redirect URI; return its query parameters.
+
+        Raises RuntimeError when a page has no form to submit, or after 20 steps.
+        """
         async with httpx.AsyncClient(follow_redirects=False, timeout=10, transport=self.transport) as browser:
             response = await browser.get(url)
             for _ in range(20):

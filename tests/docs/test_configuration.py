@@ -58,6 +58,14 @@ def test_every_variable_named_in_the_configuration_doc_exists() -> None:
     assert named <= real, f"not settings: {sorted(named - real)}"
 
 
+@pytest.mark.parametrize("page", sorted(DOC.parent.rglob("*.md")), ids=lambda path: path.name)
+def test_every_variable_named_on_any_docs_page_exists(page: Path) -> None:
+    real = set(environment_variables())
+    named = set(DOC_NAME.findall(page.read_text(encoding="utf-8")))
+    groups = {name for name in named if any(variable.startswith(name + DELIMITER) for variable in real)}
+    assert named - groups <= real, f"not settings: {sorted(named - groups - real)}"
+
+
 @pytest.mark.parametrize("key", list(StaticClientSettings.model_fields))
 def test_every_key_of_a_pre_registered_client_has_a_row_in_the_configuration_doc(key: str) -> None:
     section = doc_text().split("## Pre-registered clients", 1)[1]

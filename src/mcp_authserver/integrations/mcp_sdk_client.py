@@ -35,18 +35,24 @@ class MemoryTokenStorage:
 
     def __init__(self) -> None:
         self.tokens: OAuthToken | None = None
+        """The client's latest access and refresh token."""
         self.client: OAuthClientInformationFull | None = None
+        """The client's registration (client id, and secret if any)."""
 
     async def get_tokens(self) -> OAuthToken | None:
+        """`tokens`."""
         return self.tokens
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
+        """Keep `tokens`."""
         self.tokens = tokens
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
+        """`client`."""
         return self.client
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        """Keep the registration as `client`."""
         self.client = client_info
 
 
@@ -65,9 +71,13 @@ class HeadlessMCPClient(MemoryTokenStorage):
     def __init__(self, browser: Browser, *, client_name: str = "mcp-authserver headless client") -> None:
         super().__init__()
         self.browser = browser
+        """Plays the user at each login (a `HeadlessBrowser`)."""
         self.client_name = client_name
+        """The `client_name` the client registers with."""
         self.logins = 0
+        """How many times the user had to log in."""
         self.landed: dict[str, str] = {}
+        """The query parameters of the latest login's redirect to the client (`code`, `state`, `iss`)."""
         self.provider: OAuthClientProvider | None = None
         """The SDK's provider of the latest session, for tests that inspect or age its tokens."""
 

@@ -80,6 +80,15 @@ def get_principal(connection: HTTPConnection | Scope) -> AuthenticatedPrincipal 
 
 
 class BearerAuthMiddleware:
+    """ASGI middleware in front of the MCP endpoint: only requests with a valid access token of ours reach `app`.
+
+    Usually built by `EmbeddedAuthServer.protect`. A request without a usable token gets 401 with the
+    RFC 6750 / RFC 9728 challenge naming `resource_metadata_url` and the scopes to ask for; an invalid or
+    revoked token 401 `invalid_token`; a token without `required_scopes` 403 `insufficient_scope`; a
+    storage failure while checking revocation 503. An accepted request carries the principal
+    (`get_principal`), and `scope["user"]` built by `auth_context` (a Starlette `SimpleUser` without one).
+    """
+
     def __init__(
         self,
         app: ASGIApp,
@@ -96,6 +105,7 @@ class BearerAuthMiddleware:
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        """The wrapped ASGI app."""
         outcomes = (metrics or Metrics()).bearer
         self._outcomes = outcomes
         self._accepted_count = outcomes.series("accepted")  # bound once: an addition per request

@@ -104,6 +104,7 @@ class UpstreamSwapMiddleware:
         header: str = "Authorization",
     ) -> None:
         self.app = app
+        """The wrapped ASGI app."""
         self._metadata_url = resource_metadata_url
         self._swap = UpstreamSwap(refresher, resource_metadata_url=resource_metadata_url, header=header)
 

@@ -37,16 +37,24 @@ class AuthenticatedPrincipal:
     """
 
     subject: str
+    """`sub`: the user, as the upstream identity provider names them (its subject claim)."""
     client_id: str
+    """`client_id`: the OAuth client the token was issued to."""
     scopes: frozenset[str]
+    """`scope`: the scopes granted."""
     grant_id: str
+    """`gid`: the login (grant) the token belongs to; revocations are per grant."""
     token_id: str
+    """`jti`: this token's unique id."""
     expires_at: int
+    """`exp`, in epoch seconds."""
     issued_at: float
     """`iat`, to the millisecond (RFC 7519 §2 NumericDate may be non-integer): a revocation floor set by a
     lost revocation list tells tokens issued just before it from those issued just after."""
     token: str = field(repr=False)
+    """The access token itself, as sent in `Authorization: Bearer`."""
     claims: dict[str, Any] = field(repr=False, compare=False)
+    """Every claim of the JWT."""
     generation: int = 0
     """The grant's generation when the token was issued (0 at the code, +1 per refresh): revocation
     of an access token revokes its generation and the older ones."""
@@ -82,6 +90,7 @@ class AccessTokenIssuer:
 
     @property
     def ttl(self) -> int:
+        """The lifetime of the tokens it issues, in whole seconds."""
         return self._ttl
 
     def issue(
@@ -95,6 +104,8 @@ class AccessTokenIssuer:
         generation: int = 0,
         ttl: float | None = None,
     ) -> IssuedAccessToken:
+        """Sign an access token for `subject` and `audience` (the resource), valid for `ttl` seconds (by
+        default the issuer's own). `iat` is never earlier than the revocation floor `not_before` returns."""
         issued_at = math.floor(self._clock() * 1000) / 1000
         if self._not_before is not None:
             issued_at = max(issued_at, math.ceil(self._not_before() * 1000) / 1000)
@@ -166,9 +177,11 @@ class AccessTokenVerifier:
 
     @property
     def clock(self) -> Clock:
+        """The clock `exp`, `nbf` and `iat` are checked against."""
         return self._clock
 
     def forget(self, token: str) -> None:
+        """Drop the token from the cache of verified tokens, so the next `verify` checks it again."""
         self._cache.pop(token, None)
 
     def _verify_uncached(self, token: str) -> AuthenticatedPrincipal:

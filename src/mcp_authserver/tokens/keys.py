@@ -40,9 +40,13 @@ class SigningKey:
     """One private key, its JWS algorithm and its public JWK."""
 
     private_key: PrivateKey
+    """An EC P-256, RSA or Ed25519 private key."""
     algorithm: str
+    """The JWS algorithm: `ES256`, `RS256` or `EdDSA`."""
     kid: str = field(init=False)
+    """The key id: the RFC 7638 thumbprint of the public key."""
     public_jwk: dict[str, Any] = field(init=False, repr=False)
+    """The public key as a JWK, with `kid`, `alg` and `use: sig`, as the JWKS publishes it."""
     public_key: PublicKey = field(init=False, repr=False, compare=False)
     """Derived once: a new key object per verification costs about 10 us (OpenSSL redoes its setup)."""
 
@@ -56,6 +60,7 @@ class SigningKey:
 
     @classmethod
     def generate(cls, algorithm: str = "ES256") -> SigningKey:
+        """A new random key: EC P-256 for `ES256`, RSA 2048 bits for `RS256`, Ed25519 for `EdDSA`."""
         if algorithm == "ES256":
             return cls(ec.generate_private_key(ec.SECP256R1()), algorithm)
         if algorithm == "RS256":
@@ -76,6 +81,7 @@ class SigningKey:
         return cls(key, _algorithm_for(key, source))
 
     def to_pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM, as `mcp-authserver keys generate` prints it."""
         return self.private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -93,7 +99,8 @@ class KeyProvider:
 
     @classmethod
     def from_files(cls, paths: Iterable[Path]) -> KeyProvider:
-        """Raises ConfigurationError naming the file that cannot be read or holds no usable key."""
+        """Keys read from PEM files, in order: the first signs. Raises ConfigurationError naming the file
+        that cannot be read or holds no usable key."""
         return cls([_key_from_file(Path(path)) for path in paths])
 
     @classmethod
@@ -103,20 +110,25 @@ class KeyProvider:
 
     @property
     def signing_key(self) -> SigningKey:
+        """The key new tokens are signed with: the first."""
         return self._keys[0]
 
     @property
     def keys(self) -> tuple[SigningKey, ...]:
+        """Every key, the signing key first; all are published and accepted."""
         return self._keys
 
     def get(self, kid: str) -> SigningKey | None:
+        """The key with this `kid`, or None."""
         return self._by_kid.get(kid)
 
     @property
     def algorithms(self) -> frozenset[str]:
+        """The algorithms of the keys."""
         return frozenset(key.algorithm for key in self._keys)
 
     def jwks(self) -> dict[str, Any]:
+        """The JWKS document (RFC 7517 §5): the public key of every key."""
         return self._jwks
 
 

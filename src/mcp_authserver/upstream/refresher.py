@@ -50,6 +50,14 @@ class RefresherStorage(UpstreamTokenStore, GrantStore, LeaseStore, Protocol):
 
 
 class UpstreamTokenRefresher:
+    """The user's upstream tokens for a login, refreshed first when they expire within `margin` seconds.
+
+    One refresh per login at a time, in this process and across replicas (a lease in storage, held for
+    at most `lease_ttl` seconds); tokens that are not due come from a bounded in-process cache of
+    `cache_size` logins. A refused refresh token ends the login through `end_login`. `EmbeddedAuthServer`
+    builds one (`upstream_refresher`), which `protect(app, swap=True)` uses.
+    """
+
     def __init__(
         self,
         storage: RefresherStorage,
